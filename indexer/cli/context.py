@@ -1,0 +1,47 @@
+"""What every command shares: settings (resolved once) and the index, opened on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from indexer.config import ConfigError, Settings, load_settings
+
+
+class MoodindexError(Exception):
+    """An expected failure with a message for the user; exit code 2 for usage, 1 otherwise."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class AppContext:
+    config_file: Path | None
+    db_flag: Path | None
+    verbosity: int = 0
+    _settings: Settings | None = field(default=None, repr=False)
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_file).with_overrides(db=self.db_flag)
+            except ConfigError as exc:
+                raise MoodindexError(str(exc), exit_code=2) from exc
+        return self._settings
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from indexer.db.session import DatabaseError, open_db
+
+            try:
+                self._engine = open_db(self.settings.db)
+            except DatabaseError as exc:
+                raise MoodindexError(str(exc)) from exc
+        return self._engine

@@ -1,0 +1,108 @@
+"""Settings: defaults < TOML file < environment < CLI flags.
+
+The TOML file (default `<user config dir>/moodindex/config.toml`) may hold:
+
+    db = "~/Pictures/.moodindex.db"
+    roots = ["~/Pictures"]
+    detector = "auto"        # auto | yunet | haar
+    workers = 2
+    threads = 1              # LiteRT threads per worker
+    min_face = 40            # smallest face side, in displayed pixels, worth analysing
+    max_pixels = 200000000   # decompression-bomb guard
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+APP = "moodindex"
+
+
+class ConfigError(ValueError):
+    """The config file is unreadable or has a bad value."""
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP))
+
+
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP))
+
+
+def default_db() -> Path:
+    return data_dir() / "index.db"
+
+
+def default_config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: Path = field(default_factory=default_db)
+    roots: tuple[Path, ...] = ()
+    detector: str = "auto"
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads: int = 1
+    min_face: int = 40
+    max_pixels: int = 200_000_000
+    model: Path | None = None
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Apply CLI flags; None means "not given"."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in ("db", "model"):
+        return Path(os.path.expanduser(str(value)))
+    if name == "roots":
+        if isinstance(value, str):
+            value = [value]
+        return tuple(Path(os.path.expanduser(str(v))) for v in value)
+    if name in ("workers", "threads", "min_face", "max_pixels"):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        return value
+    if name == "detector":
+        if value not in ("auto", "yunet", "haar"):
+            raise ConfigError(f"detector must be auto, yunet or haar, got {value!r}")
+    return value
+
+
+def load_settings(config_file: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Defaults, then the TOML file (if any), then MOODINDEX_* environment variables."""
+    env = os.environ if env is None else env
+    explicit = config_file is not None or "MOODINDEX_CONFIG" in env
+    path = Path(config_file or env.get("MOODINDEX_CONFIG") or default_config_file()).expanduser()
+    values: dict[str, Any] = {}
+    if path.exists() or explicit:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(
+                f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        values = {k: _coerce(k, v) for k, v in raw.items()}
+    for name in ("db", "detector", "model"):
+        if env.get(f"MOODINDEX_{name.upper()}"):
+            values[name] = _coerce(name, env[f"MOODINDEX_{name.upper()}"])
+    return Settings(**values)

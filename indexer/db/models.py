@@ -1,0 +1,113 @@
+"""SQLAlchemy 2 models: photos and the faces found in them.
+
+`migrations/` (Alembic) owns the real schema; these classes describe it for the ORM and
+Alembic's autogenerate.  Boxes are in the pixels of the displayed image, i.e. after the
+EXIF orientation has been applied, so tools drawing them need no further rotation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from indexer.vision.crop import CLASSES
+
+# photo.status values
+STATUS_OK = "ok"            # decoded and analysed (possibly zero faces)
+STATUS_ERROR = "error"      # could not be analysed; `error` says why
+STATUS_SKIPPED = "skipped"  # a known format whose optional extra is missing; `error` names it
+STATUS_DELETED = "deleted"  # gone from a reachable root (kept briefly so moves can find it)
+
+# photo.date_source values
+DATE_EXIF = "exif"
+DATE_FILE = "file"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    root: Mapped[str] = mapped_column(Text, index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime)  # local time of capture (naive)
+    date_source: Mapped[str | None] = mapped_column(String(8))
+    utc_offset_min: Mapped[int | None] = mapped_column(Integer)
+    camera: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int | None] = mapped_column(Integer)   # displayed (oriented) size
+    height: Mapped[int | None] = mapped_column(Integer)
+    orientation: Mapped[int | None] = mapped_column(Integer)  # EXIF orientation 1..8
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    face_count: Mapped[int] = mapped_column(Integer, default=0)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    detector: Mapped[str | None] = mapped_column(String(64))
+    indexed_at: Mapped[datetime] = mapped_column(DateTime)
+
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan", passive_deletes=True, order_by="Face.idx"
+    )
+
+    __table_args__ = (Index("ix_photos_status_taken", "status", "taken_at"),)
+
+
+class Face(Base):
+    __tablename__ = "faces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    idx: Mapped[int] = mapped_column(Integer)
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    angry: Mapped[float] = mapped_column(Float)
+    disgust: Mapped[float] = mapped_column(Float)
+    fear: Mapped[float] = mapped_column(Float)
+    happy: Mapped[float] = mapped_column(Float)
+    sad: Mapped[float] = mapped_column(Float)
+    surprise: Mapped[float] = mapped_column(Float)
+    neutral: Mapped[float] = mapped_column(Float)
+    emotion: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float)
+
+    photo: Mapped[Photo] = relationship(back_populates="faces")
+
+    __table_args__ = (
+        Index("ix_faces_photo", "photo_id"),
+        Index("ix_faces_emotion_score", "emotion", "score"),
+    )
+
+    def scores(self) -> dict[str, float]:
+        return {c: getattr(self, c) for c in CLASSES}
+
+
+class Run(Base):
+    """One `index` or `watch` pass, for `status` ("last run")."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    roots: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)  # JSON counts

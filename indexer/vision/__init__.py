@@ -1,0 +1,1 @@
+"""Face detection, face cropping and emotion classification."""
