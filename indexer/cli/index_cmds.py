@@ -1,9 +1,310 @@
-"""Commands of one area; `register` adds them to the main group."""
+"""index, classify, show, list, status, errors, db upgrade, models fetch/add."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import click
+
+from indexer.cli.context import AppContext, MoodindexError
+
+FORMATS_TEXT_JSON = click.Choice(["text", "json"])
+DETECTORS = click.Choice(["auto", "yunet", "haar"])
+
+
+def _emit_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _load_error(exc: Exception) -> MoodindexError:
+    return MoodindexError(str(exc))
 
 
 def register(group: click.Group) -> None:
-    """Nothing here yet."""
+    group.add_command(index_cmd)
+    group.add_command(classify_cmd)
+    group.add_command(show_cmd)
+    group.add_command(list_cmd)
+    group.add_command(status_cmd)
+    group.add_command(errors_cmd)
+    group.add_command(db_group)
+    group.add_command(models_group)
+
+
+@click.command("index")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--workers", "-j", type=click.IntRange(1, 64), help="Worker processes [default: CPU count].")
+@click.option("--force", is_flag=True, help="Re-analyse every photo, changed or not.")
+@click.option("--detector", type=DETECTORS, help="Face detector [default: auto = best installed].")
+@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text", help="Summary format.")
+@click.pass_obj
+def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, force: bool, detector: str | None,
+              fmt: str) -> None:
+    """Index photo folders (or files): new, changed, moved and deleted photos.
+
+    Unchanged photos are skipped; moved ones keep their results; a missing or unmounted
+    folder keeps its photos in the index.  Ctrl-C stops cleanly; run again to resume."""
+    from indexer.scan import Indexer
+    from indexer.vision.emotion import ModelError
+    from indexer.vision.faces import DetectorError
+
+    settings = app.settings.with_overrides(workers=workers, detector=detector)
+    roots = paths or settings.roots
+    if not roots:
+        raise MoodindexError("no folders given: `moodindex index PATH...` or set roots in the config file", 2)
+    indexer = Indexer(app.engine, settings, force=force)
+    bar = _progress_bar(app)
+    try:
+        summary = indexer.scan(roots, on_progress=bar.update if bar else None)
+    except KeyboardInterrupt:
+        raise MoodindexError("interrupted: finished photos are saved; run the same command to resume", 130) from None
+    except (ModelError, DetectorError) as exc:
+        raise _load_error(exc) from exc
+    finally:
+        if bar:
+            bar.close()
+        indexer.close()
+    if fmt == "json":
+        _emit_json(summary.as_dict())
+        return
+    if app.verbosity >= 0:
+        for why in summary.unreachable_roots:
+            click.echo(f"kept, not scanned: {why}", err=True)
+        click.echo(f"{summary.new} new, {summary.changed} changed, {summary.unchanged} unchanged, "
+                   f"{summary.moved} moved, {summary.deleted} deleted, {summary.failed} failed, "
+                   f"{summary.skipped} skipped; {summary.faces} faces; "
+                   f"{summary.photos_per_second:.1f} photos/s in {summary.seconds:.1f} s")
+        if summary.failed or summary.problems:
+            click.echo("see `moodindex errors` for the reasons", err=True)
+
+
+class _Bar:
+    """tqdm on a terminal only: quiet when piped or with -q."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=0, unit="photo", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, p) -> None:  # noqa: ANN001 (scan.Progress)
+        if self._bar.total != p.total:
+            self._bar.total = p.total
+        self._bar.set_postfix(faces=p.faces, refresh=False)
+        self._bar.update(p.done - self._bar.n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _progress_bar(app: AppContext) -> _Bar | None:
+    return _Bar() if sys.stderr.isatty() and app.verbosity >= 0 else None
+
+
+@click.command("classify")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--detector", type=DETECTORS, help="Face detector [default: auto].")
+@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@click.pass_obj
+def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None, fmt: str) -> None:
+    """Detect faces and emotions in FILES without touching the index."""
+    from indexer.pipeline import Analyzer
+    from indexer.vision.emotion import ModelError
+    from indexer.vision.faces import DetectorError
+
+    st = app.settings.with_overrides(detector=detector)
+    try:
+        analyzer = Analyzer(st.detector, st.model, st.threads, st.max_pixels)
+    except (ModelError, DetectorError) as exc:
+        raise _load_error(exc) from exc
+    out = []
+    for f in files:
+        res = analyzer.analyze(f) if f.is_file() else None
+        error = None if res is None else res.error
+        if res is None:
+            error = "not a file" if f.exists() else "no such file"
+        out.append({"path": str(f), "faces": [x.as_dict() for x in res.faces] if res else [], "error": error})
+    if fmt == "json":
+        _emit_json(out)
+        return
+    for item in out:
+        if item["error"]:
+            click.echo(f"{item['path']}: error: {item['error']}")
+            continue
+        faces = ", ".join(f"{x['emotion']} {max(x['scores'].values()):.2f}" for x in item["faces"]) or "no faces"
+        click.echo(f"{item['path']}: {faces}")
+
+
+@click.command("show")
+@click.argument("photo", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@click.pass_obj
+def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
+    """Everything the index knows about one photo."""
+    from sqlalchemy.orm import Session
+
+    from indexer.db.read import find_photo, photo_dict
+    from indexer.scan import normalise_root
+
+    with Session(app.engine) as s:
+        row = find_photo(s, normalise_root(photo))
+        if row is None:
+            raise MoodindexError(f"{photo}: not in the index (run `moodindex index` on its folder)")
+        data = photo_dict(row)
+    if fmt == "json":
+        _emit_json(data)
+        return
+    click.echo(data["path"])
+    date = f"{data['taken_at']} ({'EXIF' if data['date_source'] == 'exif' else 'estimated from file time'})"
+    for label, value in (("status", data["status"]), ("error", data["error"]), ("taken", date),
+                         ("camera", data["camera"]), ("size", f"{data['width']}x{data['height']}"),
+                         ("model", data["model"]), ("detector", data["detector"])):
+        if value:
+            click.echo(f"  {label:9} {value}")
+    for i, face in enumerate(data["face_details"]):
+        ranked = sorted(face["scores"].items(), key=lambda kv: -kv[1])
+        click.echo(f"  face {i}: box {face['box']} conf {face['confidence']:.2f}  "
+                   + "  ".join(f"{k} {v:.2f}" for k, v in ranked[:3]))
+
+
+@click.command("list")
+@click.option("--format", "fmt", type=click.Choice(["paths", "json"]), default="paths")
+@click.pass_obj
+def list_cmd(app: AppContext, fmt: str) -> None:
+    """Every indexed photo."""
+    from sqlalchemy.orm import Session
+
+    from indexer.db.read import iter_photos, photo_dict
+
+    with Session(app.engine) as s:
+        if fmt == "paths":
+            for p in iter_photos(s):
+                click.echo(p.path)
+        else:
+            _emit_json([photo_dict(p, with_faces=False) for p in iter_photos(s)])
+
+
+@click.command("status")
+@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@click.pass_obj
+def status_cmd(app: AppContext, fmt: str) -> None:
+    """Counts, the detector and model in use, the last run."""
+    from sqlalchemy.orm import Session
+
+    from indexer.db.read import last_run
+    from indexer.scan import counts
+    from indexer.vision.faces import available_detectors
+
+    data: dict = counts(app.engine)
+    data["db"] = str(app.settings.db)
+    best = available_detectors()[0]
+    wanted = app.settings.detector
+    data["detector"] = {"configured": wanted, "in_use": best if wanted == "auto" else wanted,
+                        "available": available_detectors()}
+    if "yunet" not in data["detector"]["available"]:
+        data["detector"]["hint"] = ("using the Haar cascade; for better face detection run "
+                                    "`moodindex models fetch yunet` (or `moodindex models add yunet PATH`)")
+    data["model"] = _model_info(app)
+    with Session(app.engine) as s:
+        data["last_run"] = last_run(s)
+    if fmt == "json":
+        _emit_json(data)
+        return
+    click.echo(f"index     {data['db']}")
+    click.echo(f"photos    {data['photos']}  faces {data['faces']}  errors {data['errors']}  "
+               f"skipped {data['skipped']}")
+    click.echo(f"detector  {data['detector']['in_use']} (available: {', '.join(data['detector']['available'])})")
+    if data["detector"].get("hint"):
+        click.echo(f"          {data['detector']['hint']}")
+    m = data["model"]
+    click.echo(f"model     {m.get('name')} {m.get('version', '')} {m.get('error', '')}".rstrip())
+    run = data["last_run"]
+    if run:
+        sm = run["summary"]
+        click.echo(f"last run  {run['finished_at']}: {sm.get('new', 0)} new, {sm.get('changed', 0)} changed, "
+                   f"{sm.get('moved', 0)} moved, {sm.get('deleted', 0)} deleted, {sm.get('failed', 0)} failed")
+
+
+def _model_info(app: AppContext) -> dict:
+    from indexer.vision.emotion import EmotionModel, ModelError
+
+    try:
+        m = EmotionModel(app.settings.model)
+    except ModelError as exc:
+        return {"error": str(exc)}
+    return {"name": m.name, "version": m.version, "id": m.model_id, "path": str(m.path),
+            "quantization": m.quantization}
+
+
+@click.command("errors")
+@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@click.pass_obj
+def errors_cmd(app: AppContext, fmt: str) -> None:
+    """Photos that could not be analysed, and folders that could not be read, with the reason."""
+    from sqlalchemy.orm import Session
+
+    from indexer.db.read import error_rows, last_run
+
+    with Session(app.engine) as s:
+        items = [{"path": p.path, "error": p.error or p.status, "status": p.status} for p in error_rows(s)]
+        run = last_run(s)
+    for path, reason in (run or {}).get("summary", {}).get("problems", []):
+        items.append({"path": path, "error": reason, "status": "folder"})
+    if fmt == "json":
+        _emit_json(items)
+        return
+    for it in items:
+        click.echo(f"{it['path']}: {it['error']}")
+    if not items:
+        click.echo("no errors", err=True)
+
+
+@click.group("db")
+def db_group() -> None:
+    """The index database."""
+
+
+@db_group.command("upgrade")
+@click.pass_obj
+def db_upgrade(app: AppContext) -> None:
+    """Apply schema migrations (also done automatically on every open)."""
+    _ = app.engine
+    click.echo(f"{app.settings.db}: schema up to date")
+
+
+@click.group("models")
+def models_group() -> None:
+    """Face-detector weights that are not ours to ship."""
+
+
+@models_group.command("fetch")
+@click.argument("name", type=click.Choice(["yunet"]))
+@click.option("--url", help="Download from this mirror instead of OpenCV Zoo.")
+@click.option("--sha256", "sha256", help="Expected checksum (needed with a --url of other weights).")
+def models_fetch(name: str, url: str | None, sha256: str | None) -> None:
+    """Download YuNet from OpenCV Zoo (pinned sha256) into the data folder: the only network use."""
+    from indexer.vision import detector_install as di
+    from indexer.vision.faces import DetectorError
+
+    try:
+        dest = di.fetch_yunet(url or di.YUNET_URL, sha256 or di.YUNET_SHA256)
+    except DetectorError as exc:
+        raise _load_error(exc) from exc
+    click.echo(f"installed {name} at {dest}; `--detector auto` now uses it")
+
+
+@models_group.command("add")
+@click.argument("name", type=click.Choice(["yunet"]))
+@click.argument("path", type=click.Path(path_type=Path))
+def models_add(name: str, path: Path) -> None:
+    """Install a local copy of the YuNet ONNX weights (checked to load first)."""
+    from indexer.vision.detector_install import add_yunet
+    from indexer.vision.faces import DetectorError
+
+    try:
+        dest = add_yunet(path)
+    except DetectorError as exc:
+        raise _load_error(exc) from exc
+    click.echo(f"installed {name} at {dest}; `--detector auto` now uses it")
+

@@ -1,0 +1,58 @@
+"""Read-side helpers for the simple commands (show, list, status, errors)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from indexer.db.models import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, Face, Photo, Run
+
+
+def face_dict(face: Face) -> dict[str, Any]:
+    return {"box": [face.x, face.y, face.w, face.h], "confidence": round(face.confidence, 4),
+            "emotion": face.emotion, "score": round(face.score, 4),
+            "scores": {k: round(v, 4) for k, v in face.scores().items()}}
+
+
+def photo_dict(photo: Photo, with_faces: bool = True) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "path": photo.path, "root": photo.root, "status": photo.status, "error": photo.error,
+        "taken_at": photo.taken_at.isoformat() if photo.taken_at else None,
+        "date_source": photo.date_source, "date_estimated": photo.date_source != "exif",
+        "utc_offset_min": photo.utc_offset_min, "camera": photo.camera,
+        "width": photo.width, "height": photo.height, "orientation": photo.orientation,
+        "faces": photo.face_count, "size": photo.size, "content_hash": photo.content_hash,
+        "model": photo.model_version, "detector": photo.detector,
+        "indexed_at": photo.indexed_at.isoformat(timespec="seconds") if photo.indexed_at else None,
+    }
+    if with_faces:
+        d["face_details"] = [face_dict(f) for f in photo.faces]
+    return d
+
+
+def find_photo(s: Session, path: str) -> Photo | None:
+    return s.scalar(select(Photo).options(selectinload(Photo.faces)).where(Photo.path == path))
+
+
+def iter_photos(s: Session) -> Iterator[Photo]:
+    """Every indexed photo (status ok), in path order."""
+    yield from s.scalars(select(Photo).where(Photo.status == STATUS_OK).order_by(Photo.path)
+                         .execution_options(yield_per=1000))
+
+
+def error_rows(s: Session) -> list[Photo]:
+    return list(s.scalars(select(Photo).where(Photo.status.in_((STATUS_ERROR, STATUS_SKIPPED)))
+                          .order_by(Photo.path)))
+
+
+def last_run(s: Session) -> dict[str, Any] | None:
+    run = s.scalar(select(Run).order_by(Run.id.desc()).limit(1))
+    if run is None:
+        return None
+    return {"kind": run.kind, "started_at": run.started_at.isoformat(timespec="seconds"),
+            "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
+            "roots": json.loads(run.roots), "summary": json.loads(run.summary or "{}")}

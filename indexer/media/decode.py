@@ -1,0 +1,179 @@
+"""Robust decoding: bytes -> an upright BGR image at analysis resolution, or a reason why not.
+
+Large JPEGs are decoded at 1/2, 1/4 or 1/8 scale inside libjpeg (DCT scaling), which is
+most of the indexer's speed; the header is read first so a decompression bomb is refused
+before a single pixel is decoded.  The EXIF orientation is applied here, once, so every
+box the detector returns is in the displayed image's coordinates.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+STANDARD_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".nef", ".arw", ".dng", ".orf", ".rw2", ".raf"})
+SUPPORTED_EXTENSIONS = STANDARD_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS
+
+# Long side of the image the detector sees: a 150 px face in a 12 MP photo is ~48 px here,
+# the model's own input size.
+ANALYSIS_LONG_SIDE = 1280
+
+
+class DecodeError(Exception):
+    """The file cannot be analysed; str() is the reason recorded for the user."""
+
+
+class MissingExtra(DecodeError):
+    """A known format whose optional dependency is not installed (photo status 'skipped')."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    image: np.ndarray      # upright BGR uint8 at analysis resolution
+    width: int             # displayed (upright) size of the full-resolution photo
+    height: int
+    scale: float           # full-resolution displayed pixels per analysis pixel
+
+
+def _oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip a stored image into its displayed position (EXIF orientation 1..8)."""
+    if orientation == 2:
+        return cv2.flip(image, 1)
+    if orientation == 3:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(image, 0)
+    if orientation == 5:
+        return cv2.flip(cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE), 1)
+    if orientation == 6:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.flip(cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE), 1)
+    if orientation == 8:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return image
+
+
+def probe(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) from the header alone, whatever the file is named."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                return (im.format or "unknown").upper(), im.width, im.height
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(f"refused: image too large ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise DecodeError("not an image, or a format that is not supported") from exc
+    except Exception as exc:  # damaged headers raise all sorts
+        raise DecodeError(f"unreadable image header: {exc}") from exc
+
+
+def _jpeg_truncated(data: bytes) -> bool:
+    """A JPEG whose last scan has no end-of-image marker after it was cut short."""
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan == -1 or data.rfind(b"\xff\xd9") < last_scan
+
+
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def _fit(image: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if max(h, w) <= long_side:
+        return image
+    f = long_side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def _decode_standard(data: bytes, fmt: str, width: int, height: int, long_side: int) -> np.ndarray:
+    factor = 1
+    if fmt in ("JPEG", "MPO"):
+        if _jpeg_truncated(data):
+            raise DecodeError("truncated JPEG (no end-of-image marker)")
+        while factor < 8 and max(width, height) / (factor * 2) >= long_side:
+            factor *= 2
+    buf = np.frombuffer(data, np.uint8)
+    image = cv2.imdecode(buf, _REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        raise DecodeError(f"corrupt or truncated {fmt} data")
+    return image
+
+
+def _decode_heif(data: bytes) -> np.ndarray:
+    try:
+        import pillow_heif
+    except ImportError as exc:
+        raise MissingExtra("HEIC/HEIF needs an extra: pip install 'moodindex[heif]'") from exc
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+        rgb = np.asarray(heif.to_pillow().convert("RGB"))  # transforms (rotation) already applied
+    except Exception as exc:
+        raise DecodeError(f"corrupt HEIF data: {exc}") from exc
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+_LIBRAW_FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}
+
+
+def _decode_raw_preview(data: bytes) -> tuple[bytes | np.ndarray, int]:
+    """The camera's embedded preview and LibRaw's orientation for it."""
+    try:
+        import rawpy
+    except ImportError as exc:
+        raise MissingExtra("RAW files need an extra: pip install 'moodindex[raw]'") from exc
+    try:
+        with rawpy.imread(io.BytesIO(data)) as raw:
+            flip = _LIBRAW_FLIP_TO_EXIF.get(raw.sizes.flip, 1)
+            thumb = raw.extract_thumb()
+    except Exception as exc:  # rawpy.LibRawError and friends
+        raise DecodeError(f"RAW file has no usable embedded preview: {exc}") from exc
+    if thumb.format == rawpy.ThumbFormat.JPEG:
+        return thumb.data, flip
+    return cv2.cvtColor(np.asarray(thumb.data), cv2.COLOR_RGB2BGR), flip
+
+
+def decode(data: bytes, ext: str, orientation: int = 1, max_pixels: int = 200_000_000,
+           long_side: int = ANALYSIS_LONG_SIDE) -> Decoded:
+    """Decode an image file's bytes for analysis; raises DecodeError with the reason."""
+    ext = ext.lower()
+    if ext in RAW_EXTENSIONS:
+        preview, flip = _decode_raw_preview(data)
+        if isinstance(preview, np.ndarray):
+            image = preview
+        else:
+            fmt, w, h = probe(preview)
+            image = _decode_standard(preview, fmt, w, h, long_side)
+        if orientation == 1:
+            orientation = flip
+        full_w, full_h = image.shape[1], image.shape[0]
+    elif ext in HEIF_EXTENSIONS:
+        image = _decode_heif(data)
+        orientation = 1
+        full_w, full_h = image.shape[1], image.shape[0]
+    else:
+        fmt, full_w, full_h = probe(data)
+        if full_w * full_h > max_pixels:
+            raise DecodeError(f"refused: {full_w}x{full_h} is {full_w * full_h / 1e6:.0f} MP, over the "
+                              f"{max_pixels / 1e6:.0f} MP limit (decompression-bomb guard)")
+        image = _decode_standard(data, fmt, full_w, full_h, long_side)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    image = _fit(apply_orientation(image, orientation), long_side)
+    width, height = _oriented_size(full_w, full_h, orientation)
+    return Decoded(image=image, width=width, height=height, scale=max(width, height) / max(image.shape[:2]))

@@ -1,0 +1,145 @@
+"""One photo -> PhotoResult: EXIF, decode, faces, emotions.  No database, no file walking.
+
+`Analyzer.analyze` never raises for a bad file: the result carries status 'error' or
+'skipped' and the reason, so one broken photo never stops a run.  It is what `index`,
+`watch` and `classify` all run, in-process or in worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from indexer.media.decode import DecodeError, MissingExtra, decode
+from indexer.media.exif import read_exif
+from indexer.vision.crop import CLASSES, crop_faces
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 2 << 30  # 2 GiB: no photo is bigger; refusing protects a worker's memory
+# Smallest face worth classifying, in analysis pixels (the model's input is 48 px).
+MIN_FACE_ANALYSIS_PX = 24
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    box: tuple[int, int, int, int]          # x, y, w, h in displayed full-resolution pixels
+    confidence: float
+    scores: tuple[float, ...]               # probabilities in CLASSES order
+
+    @property
+    def emotion(self) -> str:
+        return CLASSES[int(np.argmax(self.scores))]
+
+    @property
+    def score(self) -> float:
+        return float(max(self.scores))
+
+    def as_dict(self) -> dict:
+        return {"box": list(self.box), "confidence": round(self.confidence, 4), "emotion": self.emotion,
+                "scores": {c: round(float(s), 4) for c, s in zip(CLASSES, self.scores, strict=True)}}
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    path: str
+    size: int
+    mtime_ns: int
+    status: str                              # ok | error | skipped
+    error: str | None = None
+    content_hash: str | None = None
+    taken_at: datetime | None = None
+    date_source: str | None = None           # exif | file
+    utc_offset_min: int | None = None
+    camera: str | None = None
+    width: int | None = None
+    height: int | None = None
+    orientation: int | None = None
+    faces: tuple[FaceResult, ...] = field(default_factory=tuple)
+    detector: str | None = None
+    model_version: str | None = None
+
+
+def file_hash(data: bytes) -> str:
+    """Content fingerprint that lets a moved or renamed photo keep its results."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def hash_path(path: str | Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Analyzer:
+    """Holds the loaded detector and emotion model (one per process)."""
+
+    def __init__(self, detector_name: str = "auto", model_path: Path | None = None, threads: int = 1,
+                 max_pixels: int = 200_000_000, min_face: int = MIN_FACE_ANALYSIS_PX) -> None:
+        from indexer.vision.emotion import EmotionModel
+        from indexer.vision.faces import make_detector
+
+        self.detector = make_detector(detector_name)
+        self.model = EmotionModel(model_path, threads=threads)
+        self.max_pixels = max_pixels
+        self.min_face = min_face
+
+    def analyze(self, path: str | Path, st: os.stat_result | None = None) -> PhotoResult:
+        path = str(path)
+        try:
+            st = st or os.stat(path)
+        except OSError as exc:
+            return PhotoResult(path, 0, 0, "error", f"cannot read file: {exc.strerror or exc}")
+        base = {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        if st.st_size > MAX_FILE_BYTES:
+            return PhotoResult(**base, status="error", error=f"file too large ({st.st_size / 2**30:.1f} GiB)")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            return PhotoResult(**base, status="error", error=f"cannot read file: {exc.strerror or exc}")
+        base["content_hash"] = file_hash(data)
+        base["detector"] = self.detector.version
+        base["model_version"] = self.model.model_id
+        exif = read_exif(data)
+        if exif.taken_at is not None:
+            dates = {"taken_at": exif.taken_at, "date_source": "exif", "utc_offset_min": exif.utc_offset_min}
+        else:
+            dates = {"taken_at": datetime.fromtimestamp(st.st_mtime_ns / 1e9).replace(microsecond=0),
+                     "date_source": "file"}
+        base.update(dates, camera=exif.camera, orientation=exif.orientation)
+        try:
+            decoded = decode(data, Path(path).suffix, exif.orientation, self.max_pixels)
+        except MissingExtra as exc:
+            return PhotoResult(**base, status="skipped", error=str(exc))
+        except DecodeError as exc:
+            return PhotoResult(**base, status="error", error=str(exc))
+        except Exception as exc:  # a decoder bug must not stop the run either
+            log.debug("decoder failure on %s", path, exc_info=True)
+            return PhotoResult(**base, status="error", error=f"cannot decode: {type(exc).__name__}: {exc}")
+        del data
+        base.update(width=decoded.width, height=decoded.height)
+        faces = self.faces_in(decoded.image, decoded.scale)
+        return PhotoResult(**base, status="ok", faces=faces)
+
+    def faces_in(self, image: np.ndarray, scale: float = 1.0) -> tuple[FaceResult, ...]:
+        """Detect, crop the way the model was trained, classify in one batch."""
+        detections = self.detector.detect(image, self.min_face)
+        if not detections:
+            return ()
+        crops = crop_faces(image, [d.box for d in detections])
+        probs = self.model.predict(crops)
+        out = []
+        for det, p in zip(detections, probs, strict=True):
+            x, y, w, h = (round(v * scale) for v in det.box)
+            out.append(FaceResult((x, y, w, h), det.confidence, tuple(float(v) for v in p)))
+        out.sort(key=lambda f: (f.box[0], f.box[1]))
+        return tuple(out)

@@ -1,0 +1,135 @@
+"""Face detectors behind one interface.
+
+- `yunet`: OpenCV Zoo's YuNet CNN through `cv2.FaceDetectorYN`: accurate, fast, few false
+  faces.  Its weights are not ours to ship: `moodindex models fetch yunet` downloads them
+  (pinned sha256) or `moodindex models add yunet PATH` installs a local copy.
+- `haar`: the frontal-face Haar cascade inside OpenCV 4.x wheels: zero downloads, weaker.
+- `auto`: YuNet when installed, else Haar.
+
+Both return boxes in the pixels of the image they were given; implausible boxes (too
+small, badly shaped, mostly outside the picture, low confidence) are dropped here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from indexer.config import data_dir
+
+YUNET_FILE = "face_detection_yunet.onnx"
+
+
+class DetectorError(RuntimeError):
+    """A detector cannot be loaded; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[float, float, float, float]  # x, y, w, h
+    confidence: float
+
+
+class FaceDetector(Protocol):
+    name: str
+    version: str
+
+    def detect(self, image: np.ndarray, min_face: int) -> list[Detection]: ...
+
+
+def yunet_path() -> Path:
+    return data_dir() / "models" / YUNET_FILE
+
+
+def plausible(box: tuple[float, float, float, float], shape: tuple[int, ...], min_face: int) -> bool:
+    """Reject boxes no real face makes: tiny, far from square, or mostly outside the image."""
+    x, y, w, h = box
+    if w < min_face or h < min_face or not 0.5 <= w / h <= 2.0:
+        return False
+    ih, iw = shape[:2]
+    inside_w = max(0.0, min(x + w, iw) - max(x, 0.0))
+    inside_h = max(0.0, min(y + h, ih) - max(y, 0.0))
+    return inside_w * inside_h >= 0.6 * w * h
+
+
+def _nms(dets: list[Detection], iou: float = 0.3) -> list[Detection]:
+    """Greedy non-maximum suppression: overlapping boxes of one face become one."""
+    if len(dets) < 2:
+        return dets
+    boxes = [list(map(float, d.box)) for d in dets]
+    keep = cv2.dnn.NMSBoxes(boxes, [d.confidence for d in dets], 0.0, iou)
+    return [dets[i] for i in np.array(keep).flatten()]
+
+
+class HaarDetector:
+    """OpenCV's frontal-face cascade, tuned for few false faces (minNeighbors, NMS)."""
+
+    name = "haar"
+
+    def __init__(self, min_neighbors: int = 6) -> None:
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise DetectorError(f"the Haar cascade is missing from this OpenCV build ({path})")
+        self._min_neighbors = min_neighbors
+        self.version = f"haar-frontalface-default/opencv-{cv2.__version__}"
+
+    def detect(self, image: np.ndarray, min_face: int) -> list[Detection]:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        gray = cv2.equalizeHist(gray)
+        boxes, _levels, weights = self._cascade.detectMultiScale3(
+            gray, scaleFactor=1.1, minNeighbors=self._min_neighbors, minSize=(min_face, min_face),
+            outputRejectLevels=True)
+        dets = []
+        for box, weight in zip(boxes, np.asarray(weights).flatten(), strict=True):
+            # level weight: ~1-2 for weak hits, 5+ for clear faces; squash to 0..1
+            conf = float(1.0 / (1.0 + np.exp(-(float(weight) - 2.0))))
+            dets.append(Detection(tuple(float(v) for v in box), conf))
+        return [d for d in _nms(dets) if plausible(d.box, gray.shape, min_face) and d.confidence >= 0.5]
+
+
+class YuNetDetector:
+    """YuNet (OpenCV Zoo) via cv2.FaceDetectorYN."""
+
+    name = "yunet"
+
+    def __init__(self, model: Path | None = None, score_threshold: float = 0.8) -> None:
+        path = Path(model) if model else yunet_path()
+        if not path.exists():
+            raise DetectorError(f"YuNet weights not installed ({path}); run `moodindex models fetch yunet` "
+                                "or `moodindex models add yunet PATH`")
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, 0.3, 5000)
+        except cv2.error as exc:
+            raise DetectorError(f"YuNet weights at {path} do not load: {exc.msg.strip()}") from exc
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        self.version = f"yunet-{digest}/opencv-{cv2.__version__}"
+
+    def detect(self, image: np.ndarray, min_face: int) -> list[Detection]:
+        h, w = image.shape[:2]
+        self._net.setInputSize((w, h))
+        _, faces = self._net.detect(image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+        if faces is None:
+            return []
+        dets = [Detection(tuple(float(v) for v in f[:4]), float(f[14])) for f in faces]
+        return [d for d in dets if plausible(d.box, image.shape, min_face)]
+
+
+def available_detectors() -> list[str]:
+    return (["yunet"] if yunet_path().exists() else []) + ["haar"]
+
+
+def make_detector(name: str = "auto") -> FaceDetector:
+    """'auto' picks the best installed detector."""
+    if name == "auto":
+        name = available_detectors()[0]
+    if name == "yunet":
+        return YuNetDetector()
+    if name == "haar":
+        return HaarDetector()
+    raise DetectorError(f"unknown detector {name!r}; choose auto, yunet or haar")

@@ -1,0 +1,100 @@
+"""Find the photos under a root: supported extensions, no hidden files or folders, nothing
+a `.moodignore` excludes (gitignore syntax, applying to its folder and below, like
+.gitignore), symlinked folders followed once (loops cut), unreadable folders reported."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pathspec
+
+from indexer.media.decode import SUPPORTED_EXTENSIONS
+
+log = logging.getLogger(__name__)
+IGNORE_FILE = ".moodignore"
+
+
+@dataclass
+class WalkProblems:
+    """Folders and entries that could not be read, with the reason (for `errors`)."""
+
+    items: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, path: str, reason: str) -> None:
+        log.warning("%s: %s", path, reason)
+        self.items.append((path, reason))
+
+
+def is_photo_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in SUPPORTED_EXTENSIONS
+
+
+def _load_ignore(directory: str, problems: WalkProblems) -> pathspec.PathSpec | None:
+    path = os.path.join(directory, IGNORE_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return pathspec.PathSpec.from_lines("gitwildmatch", f)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        problems.add(path, f"unreadable ignore file: {exc}")
+        return None
+
+
+def walk_photos(root: str, problems: WalkProblems) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield (absolute path, stat) for every photo below `root` (a folder)."""
+    visited: set[tuple[int, int]] = set()
+    # stack of (directory, [(ignore base dir, spec), ...] in force there)
+    stack: list[tuple[str, list[tuple[str, pathspec.PathSpec]]]] = [(root, [])]
+    while stack:
+        directory, specs = stack.pop()
+        try:
+            st = os.stat(directory)
+        except OSError as exc:
+            problems.add(directory, f"unreadable folder: {exc.strerror or exc}")
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            problems.add(directory, "symlink loop or folder linked twice: skipped")
+            continue
+        visited.add(key)
+        spec = _load_ignore(directory, problems)
+        if spec is not None:
+            specs = [*specs, (directory, spec)]
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except OSError as exc:
+            problems.add(directory, f"unreadable folder: {exc.strerror or exc}")
+            continue
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError as exc:
+                problems.add(entry.path, f"unreadable: {exc.strerror or exc}")
+                continue
+            if _ignored(entry.path, is_dir, specs):
+                continue
+            if is_dir:
+                subdirs.append(entry.path)
+            elif is_photo_name(entry.name):
+                try:
+                    yield entry.path, entry.stat()
+                except OSError as exc:  # dangling or looping symlink, vanished meanwhile
+                    problems.add(entry.path, f"unreadable: {exc.strerror or exc}")
+        stack.extend((d, specs) for d in sorted(subdirs, reverse=True))
+
+
+def _ignored(path: str, is_dir: bool, specs: list[tuple[str, pathspec.PathSpec]]) -> bool:
+    for base, spec in specs:
+        rel = Path(os.path.relpath(path, base)).as_posix() + ("/" if is_dir else "")
+        if spec.match_file(rel):
+            return True
+    return False
