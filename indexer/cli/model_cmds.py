@@ -1,9 +1,116 @@
-"""Commands of one area; `register` adds them to the main group."""
+"""`moodindex model ...`: inspect and evaluate the emotion model.
+
+(The face-detector downloads live in a separate `models` group, in index_cmds.)"""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import click
+
+from indexer.cli.context import AppContext, MoodindexError
+
+
+def _load_model(app: AppContext, model_path: Path | None, threads: int | None):
+    """The model from --model, else the settings' `model`, else the bundled one."""
+    from indexer.vision.emotion import EmotionModel, ModelError
+
+    path = model_path or app.settings.model
+    try:
+        return EmotionModel(path, threads=threads or app.settings.threads)
+    except ModelError as exc:
+        raise MoodindexError(str(exc)) from exc
+
+
+@click.group("model")
+def model_group() -> None:
+    """The emotion classifier: show what is installed, measure it on labelled faces."""
+
+
+@model_group.command("info")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A .tflite model instead of the configured/bundled one.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def info_cmd(app: AppContext, model_path: Path | None, fmt: str) -> None:
+    """Name, version, size, classes, input shape and quantization of the model."""
+    info = _load_model(app, model_path, None).info()
+    if fmt == "json":
+        click.echo(json.dumps(info, indent=2))
+        return
+    rows = [
+        ("name", info["name"]),
+        ("version", info["version"]),
+        ("id", info["model_id"]),
+        ("file", info["path"]),
+        ("size", f"{info['size_bytes']:,} bytes ({info['size_bytes'] / 2**20:.2f} MiB)"),
+        ("classes", ", ".join(info["classes"])),
+        ("input shape", "x".join("N" if d == -1 else str(d) for d in info["input_shape"])
+         + f" {info['input_dtype']}"),
+        ("output", info["output"]),
+        ("quantization", info["quantization"]),
+        ("flip TTA", "on" if info["tta"] else "off"),
+        ("runtime", f"{info['runtime']}, {info['threads']} thread(s)"),
+    ]
+    if "val_accuracy" in info:
+        rows.append(("val accuracy", f"{100 * info['val_accuracy']:.1f}% (FER-2013 PublicTest)"))
+    if info.get("training_finished") is False:
+        rows.append(("note", f"provisional model (training epoch {info.get('checkpoint_epoch')})"))
+    for key, value in rows:
+        click.echo(f"{key + ':':<14}{value}")
+
+
+@model_group.command("eval")
+@click.argument("npz", type=click.Path(path_type=Path))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A .tflite model instead of the configured/bundled one.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate a fixed random sample of N faces.")
+@click.option("--threads", type=click.IntRange(min=1), help="Interpreter threads [default: settings, 1].")
+@click.option("--tta/--no-tta", default=None, help="Horizontal-flip test-time augmentation [default: the model's].")
+@click.pass_obj
+def eval_cmd(app: AppContext, npz: Path, model_path: Path | None, fmt: str, limit: int | None,
+             threads: int | None, tta: bool | None) -> None:
+    """Accuracy of the model on labelled faces in NPZ (`images` uint8 Nx48x48, `labels` 0..6)."""
+    from indexer.vision.evaluate import DatasetError, load_npz, summarise
+
+    try:
+        data = load_npz(npz, limit=limit)
+    except DatasetError as exc:
+        raise MoodindexError(str(exc)) from exc
+    model = _load_model(app, model_path, threads)
+    use_tta = model.tta if tta is None else tta
+    model.predict(data.images[:1], tta=use_tta)  # warm-up, so the timing is steady-state
+    t0 = time.perf_counter()
+    probs = model.predict(data.images, tta=use_tta)
+    seconds = time.perf_counter() - t0
+    result = summarise(data.labels, probs, model.classes)
+    result.update(ms_per_face=round(1000.0 * seconds / len(data.images), 4), model=model.model_id, tta=use_tta,
+                  threads=model.threads, file=str(npz))
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    _print_report(result)
+
+
+def _print_report(r: dict) -> None:
+    classes = r["classes"]
+    click.echo(f"{r['file']}: {r['n']} faces, model {r['model']}{' (flip TTA)' if r['tta'] else ''}")
+    click.echo(f"accuracy {100 * r['accuracy']:.2f}%  balanced {100 * r['balanced_accuracy']:.2f}%  "
+               f"macro-F1 {r['macro_f1']:.3f}  {r['ms_per_face']:.3f} ms/face ({r['threads']} thread(s))")
+    click.echo("")
+    click.echo(f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>7}{'n':>6}")
+    for name in classes:
+        c = r["per_class"][name]
+        click.echo(f"{name:<10}{100 * c['precision']:>9.1f}%{100 * c['recall']:>7.1f}%{c['f1']:>7.3f}{c['support']:>6}")
+    click.echo("")
+    click.echo("confusion (rows true, columns predicted):")
+    click.echo(" " * 10 + "".join(f"{name[:7]:>8}" for name in classes))
+    for name, row in zip(classes, r["confusion"], strict=True):
+        click.echo(f"{name:<10}" + "".join(f"{v:>8}" for v in row))
 
 
 def register(group: click.Group) -> None:
-    """Nothing here yet."""
+    group.add_command(model_group)

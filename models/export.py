@@ -1,0 +1,323 @@
+"""Export a trained Keras checkpoint to moodindex's full-integer TFLite model, and validate it.
+
+    pip install -e '.[train]'
+    python models/export.py --checkpoint models/runs/vgg-v1/best.keras
+
+Writes, atomically, into models/:
+  moodindex-fer-v1.tflite          int8 weights and activations, int8 input and output (logits)
+  moodindex-fer-v1.json            metadata the runtime reads (classes, quantization, TTA default ...)
+  moodindex-fer-v1.metrics.json    every figure the model card quotes
+  confusion_matrix.png             int8 model on the validation split
+
+Calibration uses real training faces passed through `indexer.vision.crop.normalise`, the
+one preprocessing function; validation runs the exported file through the indexer's own
+runtime (`indexer.vision.emotion.EmotionModel`), so the figures are those of what ships.
+Only fer2013_val.npz (PublicTest) is evaluated; the test split is held out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from indexer.vision.crop import CLASSES, INPUT_SIZE, normalise  # noqa: E402
+from indexer.vision.emotion import EmotionModel, softmax  # noqa: E402
+from indexer.vision.evaluate import load_npz, summarise  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "fer2013"
+# TTA is the default only if it buys at least this much int8 val accuracy (percentage points)
+# and the model still meets the per-face latency target with it.
+TTA_MIN_GAIN_PP = 0.5
+LATENCY_TARGET_MS = 2.0
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "runs" / "vgg-v1" / "best.keras")
+    p.add_argument("--train", type=Path, default=SHARED / "fer2013_train.npz")
+    p.add_argument("--val", type=Path, default=SHARED / "fer2013_val.npz")
+    p.add_argument("--out-dir", type=Path, default=ROOT / "models")
+    p.add_argument("--name", default="moodindex-fer")
+    p.add_argument("--version", default="1.0")
+    p.add_argument("--stem", default="moodindex-fer-v1", help="file name stem of the outputs")
+    p.add_argument("--calibration", type=int, default=500, help="training faces for int8 calibration")
+    p.add_argument("--latency-faces", type=int, default=500, help="faces timed one at a time")
+    p.add_argument("--seed", type=int, default=1234)
+    return p.parse_args()
+
+
+def git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """temp file in the same folder + fsync + rename: readers never see half a model."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_info(checkpoint: Path) -> dict:
+    """Epoch and wall time of the training run the checkpoint came from (state.json, log.csv)."""
+    run = checkpoint.parent
+    info: dict = {"run": run.name}
+    state_path, config_path, log_path = run / "state.json", run / "config.json", run / "log.csv"
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        info.update(epochs_done=state.get("epoch"), best_epoch=state.get("best_epoch"),
+                    best_val_keras=state.get("best_val"), train_seconds=round(state.get("train_seconds", 0.0)))
+    if config_path.exists():
+        config = json.loads(config_path.read_text())
+        # hyper-parameters only: the data/run paths are machine-specific
+        info["config"] = {k: v for k, v in config.items() if k not in ("run", "train", "val")}
+        if "epochs" in config and info.get("epochs_done") is not None:
+            info["training_finished"] = int(info["epochs_done"]) >= int(config["epochs"])
+    if log_path.exists():
+        rows = log_path.read_text().splitlines()[1:]
+        secs = [float(r.split(",")[-1]) for r in rows if r]
+        if secs:
+            info["median_epoch_seconds"] = round(statistics.median(secs), 1)
+    if checkpoint.name == "best.keras":
+        info["checkpoint_epoch"] = info.get("best_epoch")
+    elif checkpoint.name == "last.keras":
+        info["checkpoint_epoch"] = info.get("epochs_done")
+    return info
+
+
+def calibration_faces(train_npz: Path, n: int, seed: int) -> np.ndarray:
+    """A seeded random sample of real training faces, preprocessed like everything else."""
+    images = load_npz(train_npz).images
+    pick = np.random.default_rng(seed).choice(len(images), size=min(n, len(images)), replace=False)
+    return normalise(images[np.sort(pick)])
+
+
+def convert(model, calib: np.ndarray, tf) -> bytes:
+    """Full-integer conversion: int8 weights (per channel) and activations, int8 input and
+    output; BatchNorm is folded into the convolutions by the converter."""
+
+    def representative():
+        for x in calib:
+            yield [x[None]]
+
+    # from_keras_model freezes the Keras 3 variables; a hand-made concrete function keeps
+    # READ_VARIABLE ops that the calibrator cannot run.
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def time_per_face(model: EmotionModel, faces: np.ndarray, tta: bool, batch: bool, repeats: int = 3) -> float:
+    """Milliseconds per face, including preprocessing and softmax.  Batch 1: median over
+    single-face calls; batched: best of `repeats` passes over all faces."""
+    model.predict(faces[:8], tta=tta)  # warm up (and allocate)
+    if not batch:
+        times = []
+        for face in faces:
+            t0 = time.perf_counter()
+            model.predict(face[None], tta=tta)
+            times.append(time.perf_counter() - t0)
+        return 1000.0 * statistics.median(times)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.predict(faces, tta=tta)
+        best = min(best, time.perf_counter() - t0)
+    return 1000.0 * best / len(faces)
+
+
+def draw_confusion(cm: np.ndarray, title: list[str], path: Path) -> None:
+    """Row-normalised confusion matrix as a PNG, drawn with OpenCV (no plotting dependency)."""
+    import cv2
+
+    cell, left, top, n = 84, 120, 110, len(CLASSES)
+    width, height = left + n * cell + 20, top + n * cell + 60
+    img = np.full((height, width, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    for k, line in enumerate(title):
+        cv2.putText(img, line, (10, 22 + 22 * k), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "predicted", (left + n * cell // 2 - 40, top - 30), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    for j, name in enumerate(CLASSES):
+        cv2.putText(img, name, (left + j * cell + 8, top - 8), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, name, (10, top + j * cell + cell // 2 + 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    for i in range(n):
+        for j in range(n):
+            v = float(rows[i, j])
+            # white -> dark blue (BGR)
+            color = tuple(int(round(255 - v * (255 - c))) for c in (140, 50, 10))
+            x0, y0 = left + j * cell, top + i * cell
+            cv2.rectangle(img, (x0, y0), (x0 + cell, y0 + cell), color, -1)
+            cv2.rectangle(img, (x0, y0), (x0 + cell, y0 + cell), (200, 200, 200), 1)
+            ink = (255, 255, 255) if v > 0.5 else (0, 0, 0)
+            cv2.putText(img, f"{100 * v:.0f}%", (x0 + 20, y0 + 38), font, 0.55, ink, 1, cv2.LINE_AA)
+            cv2.putText(img, f"{cm[i, j]}", (x0 + 22, y0 + 62), font, 0.4, ink, 1, cv2.LINE_AA)
+    cv2.putText(img, "rows: true class (percent of the row, count)", (left, height - 20), font, 0.45,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    ok, png = cv2.imencode(".png", img)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    atomic_write(path, png.tobytes())
+
+
+def main() -> int:
+    args = parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    # One thread: the export shares the machine with training, and latency is quoted per thread.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.keras.utils.set_random_seed(args.seed)
+    if not args.checkpoint.is_file():
+        print(f"export: {args.checkpoint}: no such checkpoint", file=sys.stderr)
+        return 1
+    provenance = run_info(args.checkpoint)
+    val = load_npz(args.val)
+    t_start = time.time()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # A private copy: training replaces best.keras while it runs.
+        ckpt = Path(tmp) / "checkpoint.keras"
+        shutil.copyfile(args.checkpoint, ckpt)
+        keras_model = tf.keras.models.load_model(ckpt, compile=False)
+        n_params = int(keras_model.count_params())
+        print(f"loaded {args.checkpoint} (epoch {provenance.get('checkpoint_epoch')}, {n_params:,} parameters)",
+              flush=True)
+
+        calib = calibration_faces(args.train, args.calibration, args.seed)
+        t0 = time.time()
+        tflite = convert(keras_model, calib, tf)
+        convert_s = time.time() - t0
+        tmp_model = Path(tmp) / f"{args.stem}.tflite"
+        tmp_model.write_bytes(tflite)
+        print(f"converted in {convert_s:.0f}s: {len(tflite):,} bytes", flush=True)
+
+        # float reference
+        x_val = normalise(val.images)
+        float_logits = keras_model.predict(x_val, batch_size=256, verbose=0)
+        float_logits_flip = keras_model.predict(x_val[:, :, ::-1], batch_size=256, verbose=0)
+        float_probs = softmax(float_logits)
+        float_probs_tta = (float_probs + softmax(float_logits_flip)) / 2
+
+        # the exported file, through the runtime that ships
+        runtime = EmotionModel(tmp_model, threads=1, tta=False)
+        int8_probs = runtime.predict(val.images, tta=False)
+        int8_probs_tta = runtime.predict(val.images, tta=True)
+        timing_faces = val.images[: args.latency_faces]
+        latency = {
+            "batch1_ms": round(time_per_face(runtime, timing_faces, tta=False, batch=False), 3),
+            "batch1_tta_ms": round(time_per_face(runtime, timing_faces, tta=True, batch=False), 3),
+            "batched_ms": round(time_per_face(runtime, val.images, tta=False, batch=True), 3),
+            "batched_tta_ms": round(time_per_face(runtime, val.images, tta=True, batch=True), 3),
+        }
+        model_info = {"input": runtime._in["quantization"], "output": runtime._out["quantization"]}
+
+    float_eval = summarise(val.labels, float_probs)
+    float_eval_tta = summarise(val.labels, float_probs_tta)
+    int8_eval = summarise(val.labels, int8_probs)
+    int8_eval_tta = summarise(val.labels, int8_probs_tta)
+    agreement = float((float_probs.argmax(1) == int8_probs.argmax(1)).mean())
+    tta_gain_pp = 100 * (int8_eval_tta["accuracy"] - int8_eval["accuracy"])
+    tta_default = tta_gain_pp >= TTA_MIN_GAIN_PP and latency["batch1_tta_ms"] <= LATENCY_TARGET_MS
+    chosen = int8_eval_tta if tta_default else int8_eval
+
+    train_commit = git("log", "-1", "--format=%H", "--", "models/train.py")
+    export_commit = git("rev-parse", "HEAD")
+    finished = provenance.get("training_finished")
+    metadata = {
+        "name": args.name,
+        "version": args.version,
+        "file": f"{args.stem}.tflite",
+        "classes": list(CLASSES),
+        "input_shape": [-1, INPUT_SIZE, INPUT_SIZE, 1],
+        "input": "gray face crop from indexer.vision.crop.crop_faces -> crop.normalise ([0,1]) -> int8",
+        "input_quantization": {"scale": model_info["input"][0], "zero_point": model_info["input"][1]},
+        "output": "logits",
+        "output_quantization": {"scale": model_info["output"][0], "zero_point": model_info["output"][1]},
+        "quantization": "int8 (full integer)",
+        "tta_default": tta_default,
+        "val_split": "FER-2013 PublicTest (fer2013_val.npz)",
+        "val_accuracy": chosen["accuracy"],
+        "val_accuracy_no_tta": int8_eval["accuracy"],
+        "val_accuracy_tta": int8_eval_tta["accuracy"],
+        "float_val_accuracy": float_eval["accuracy"],
+        "parameters": n_params,
+        "checkpoint_epoch": provenance.get("checkpoint_epoch"),
+        "training_finished": finished,
+        "training_commit": train_commit,
+        "export_commit": export_commit,
+        "exported_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+    metrics = {
+        "model": metadata,
+        "training": provenance,
+        "calibration": {"faces": len(calib), "source": "fer2013_train.npz, seeded random sample", "seed": args.seed},
+        "size_bytes": len(tflite),
+        "convert_seconds": round(convert_s, 1),
+        "float": {"no_tta": float_eval, "tta": float_eval_tta},
+        "int8": {"no_tta": int8_eval, "tta": int8_eval_tta},
+        "float_int8_top1_agreement": round(agreement, 4),
+        "int8_drop_pp": round(100 * (float_eval["accuracy"] - int8_eval["accuracy"]), 2),
+        "tta_gain_pp": round(tta_gain_pp, 2),
+        "tta_rule": f"on if int8 val gain >= {TTA_MIN_GAIN_PP} pp and batch-1 TTA latency <= {LATENCY_TARGET_MS} ms",
+        "latency_ms_per_face_1_thread": latency,
+        "latency_note": "median of single-face predict() calls incl. preprocessing and softmax; batched = whole "
+                        "val set in chunks of 64; measured on the 2-core dev machine while training ran",
+        "host": {"machine": platform.machine(), "processor": platform.processor() or None,
+                 "cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
+        "export_seconds": round(time.time() - t_start, 1),
+    }
+
+    out = args.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / f"{args.stem}.tflite", tflite)
+    atomic_write(out / f"{args.stem}.json", (json.dumps(metadata, indent=1) + "\n").encode())
+    atomic_write(out / f"{args.stem}.metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
+    epoch = provenance.get("checkpoint_epoch")
+    status = "" if finished else f", provisional: epoch {epoch}"
+    draw_confusion(np.asarray(chosen["confusion"]),
+                   [f"{args.stem} int8{' + flip TTA' if tta_default else ''}, FER-2013 PublicTest (val), "
+                    f"n={chosen['n']}", f"accuracy {100 * chosen['accuracy']:.1f}%{status}"],
+                   out / "confusion_matrix.png")
+
+    print(f"float val acc {float_eval['accuracy']:.4f} (TTA {float_eval_tta['accuracy']:.4f}); "
+          f"int8 {int8_eval['accuracy']:.4f} (TTA {int8_eval_tta['accuracy']:.4f}); "
+          f"drop {metrics['int8_drop_pp']} pp; agreement {agreement:.4f}")
+    print(f"size {len(tflite):,} bytes; latency ms/face (1 thread) {latency}; TTA default {tta_default}")
+    print(f"wrote {out / (args.stem + '.tflite')} and metadata, metrics, confusion_matrix.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
