@@ -1,0 +1,219 @@
+"""A `Query` -> one SQL select over the index -> ranked `Match`es.
+
+Ranking.  With emotion words, a photo's score is the highest probability among its faces
+whose top class is one of the asked emotions (max over faces: one crying child makes a sad
+photo, however many neutral bystanders).  A face counts only when that emotion is its top
+class, so "sad" never returns a photo of smiling people with a 10 % sad face.  Results run
+by descending score, ties newest first, then by path.  Without emotion words the results
+are every matching photo with faces, newest first (undated last); each still reports its
+dominant face's emotion and probability.
+
+Speed.  An emotion query reads faces best-first along the (emotion, score) index, one stream
+per asked emotion merged in Python, and stops as soon as `limit` distinct photos are found,
+instead of grouping and sorting every sad face in the library; a query without emotions walks
+the (status, taken_at) index newest first with LIMIT.  Only then are the ORM rows and faces of
+the photos returned loaded.  See `benchmarks/query_bench.py` for figures and plans.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Row, Select, exists, func, null, select
+from sqlalchemy.orm import Session, selectinload
+
+from indexer.db.models import DATE_EXIF, DATE_FILE, STATUS_OK, Face, Photo
+from indexer.query.parse import Query
+
+LOAD_CHUNK = 500  # photo ids per IN (...) when loading rows: far below SQLite's variable limit
+FEW_PHOTOS = 2000  # below this many candidate photos, rank their faces directly instead of streaming
+STREAM_BATCH = 256  # rows fetched at a time from a best-first face stream
+
+
+@dataclass(frozen=True)
+class Match:
+    """One result: the photo row (faces loaded), its score for the query and the emotion behind it.
+
+    `face` is the face that gave the score (None for a photo without faces)."""
+
+    photo: Photo
+    score: float | None
+    emotion: str | None
+    faces: int
+    face: Face | None = None
+
+    @property
+    def date_estimated(self) -> bool:
+        """True when the date is the file's time, not EXIF DateTimeOriginal."""
+        return self.photo.date_source == DATE_FILE
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def photo_conditions(query: Query, exif_only: bool = False) -> list[ColumnElement[bool]]:
+    """WHERE terms on `photos` shared by every kind of query."""
+    conds: list[ColumnElement[bool]] = [Photo.status == STATUS_OK]
+    if exif_only:
+        conds.append(Photo.date_source == DATE_EXIF)
+    if query.start is not None:
+        conds.append(Photo.taken_at >= query.start)
+    if query.end is not None:
+        conds.append(Photo.taken_at < query.end)
+    if query.min_faces is None and query.max_faces is None:
+        conds.append(Photo.face_count >= 1)  # "every indexed photo with faces"
+    else:
+        if query.min_faces:
+            conds.append(Photo.face_count >= query.min_faces)
+        if query.max_faces is not None:
+            conds.append(Photo.face_count <= query.max_faces)
+    for fragment in query.paths:
+        # LIKE is case-insensitive for ASCII in SQLite: "path:trips" finds .../Trips/...
+        conds.append(Photo.path.like(f"%{_like_escape(fragment)}%", escape="\\"))
+    return conds
+
+
+def emotion_select(emotion: str, query: Query, min_score: float | None = None, exif_only: bool = False) -> Select:
+    """Faces whose top class is `emotion` on matching photos, best first: (photo id, score, taken_at, path).
+
+    Ordered by the (emotion, score) index alone, so SQLite walks it backwards and `search` can
+    stop reading as soon as it has enough distinct photos."""
+    threshold = _threshold(query, min_score)
+    conds = [Face.emotion == emotion, *photo_conditions(query, exif_only)]
+    if threshold is not None:
+        conds.append(Face.score >= threshold)
+    return (
+        select(Face.photo_id, Face.score, Photo.taken_at, Photo.path)
+        .join(Photo, Photo.id == Face.photo_id)
+        .where(*conds)
+        .order_by(Face.score.desc())
+    )
+
+
+def date_select(query: Query, limit: int | None = 20, min_score: float | None = None,
+                exif_only: bool = False) -> Select:
+    """Photos for a query without emotion words, newest first: (photo id, NULL)."""
+    threshold = _threshold(query, min_score)
+    conds = photo_conditions(query, exif_only)
+    if threshold is not None:
+        conds.append(exists().where(Face.photo_id == Photo.id, Face.score >= threshold))
+    # SQLite sorts NULL lowest, so DESC already puts undated photos last and can walk the index
+    stmt = select(Photo.id, null().label("score")).where(*conds).order_by(Photo.taken_at.desc(), Photo.path)
+    if limit is not None and limit > 0:
+        stmt = stmt.limit(limit)
+    return stmt
+
+
+def _stream(session: Session, stmt: Select) -> Iterator[Row]:
+    # Core execution: the ORM would buffer the whole result before the first row
+    for part in session.connection().execute(stmt).partitions(STREAM_BATCH):
+        yield from part
+
+
+def _ranked_by_emotion(session: Session, query: Query, limit: int | None, min_score: float | None,
+                       exif_only: bool) -> list[int]:
+    """Photo ids in result order for a query with emotion words.
+
+    When the photo filters leave few photos (a rare path, a short date range) their faces are
+    read directly; otherwise the best-first face streams are merged, which stops early."""
+    candidates = session.connection().execute(
+        select(Photo.id, Photo.taken_at, Photo.path).where(*photo_conditions(query, exif_only)).limit(FEW_PHOTOS + 1)
+    ).all()
+    if len(candidates) <= FEW_PHOTOS:
+        return _rank_few(session, query, candidates, limit, min_score)
+    return _rank_streamed(session, query, limit, min_score, exif_only)
+
+
+def _order(best: dict[int, tuple[float, datetime | None, str]], limit: int | None) -> list[int]:
+    """Descending score, ties newest first (undated last), then by path."""
+    ids = sorted(best, key=lambda i: best[i][2])
+    ids.sort(key=lambda i: (best[i][1] is not None, best[i][1] or datetime.min), reverse=True)
+    ids.sort(key=lambda i: best[i][0], reverse=True)
+    return ids[:limit] if limit else ids
+
+
+def _rank_few(session: Session, query: Query, candidates: Sequence[Row], limit: int | None,
+              min_score: float | None) -> list[int]:
+    info = {r.id: (r.taken_at, r.path) for r in candidates}
+    threshold = _threshold(query, min_score)
+    best: dict[int, tuple[float, datetime | None, str]] = {}
+    ids = list(info)
+    wanted = set(query.emotions)
+    for i in range(0, len(ids), LOAD_CHUNK):
+        # filter emotion and score here: with them in SQL, SQLite prefers the emotion index and
+        # walks every face of that emotion instead of the few photos' faces
+        stmt = select(Face.photo_id, Face.emotion, Face.score).where(Face.photo_id.in_(ids[i:i + LOAD_CHUNK]))
+        for pid, emotion, score in session.connection().execute(stmt):
+            if emotion in wanted and (threshold is None or score >= threshold) and (
+                    pid not in best or score > best[pid][0]):
+                best[pid] = (score, *info[pid])
+    return _order(best, limit)
+
+
+def _rank_streamed(session: Session, query: Query, limit: int | None, min_score: float | None,
+                   exif_only: bool) -> list[int]:
+    """Merge one best-first stream per emotion; keep each photo's first (= highest) face; stop once
+    `limit` photos are in hand and the next score is lower (rows tied with the last are kept so
+    that ties are ordered by date without sorting every face)."""
+    streams = [_stream(session, emotion_select(e, query, min_score, exif_only)) for e in query.emotions]
+    rows = heapq.merge(*streams, key=lambda r: -r.score) if len(streams) > 1 else streams[0]
+    best: dict[int, tuple[float, datetime | None, str]] = {}
+    cutoff: float | None = None
+    for row in rows:
+        if cutoff is not None and row.score < cutoff:
+            break
+        if row.photo_id in best:
+            continue
+        best[row.photo_id] = (row.score, row.taken_at, row.path)
+        if limit and cutoff is None and len(best) >= limit:
+            cutoff = row.score
+    return _order(best, limit)
+
+
+def _threshold(query: Query, min_score: float | None) -> float | None:
+    values = [s for s in (query.min_score, min_score) if s is not None]
+    return max(values) if values else None
+
+
+def _best_face(faces: Sequence[Face], emotions: Sequence[str]) -> Face | None:
+    candidates = [f for f in faces if not emotions or f.emotion in emotions]
+    return max(candidates, key=lambda f: f.score, default=None)
+
+
+def search(session: Session, query: Query, limit: int | None = 20, min_score: float | None = None,
+           exif_only: bool = False) -> list[Match]:
+    """Photos matching `query`, best first; only photos with status 'ok' are ever returned.
+
+    `limit` None (or <= 0) returns every match; `min_score` (0..1) drops photos whose score is
+    lower (with no emotion asked, the dominant face's probability); `exif_only` drops photos
+    dated by file time."""
+    if query.emotions:
+        ids = _ranked_by_emotion(session, query, limit, min_score, exif_only)
+    else:
+        ids = [row[0] for row in session.execute(date_select(query, limit, min_score, exif_only))]
+    by_id: dict[int, Photo] = {}
+    for i in range(0, len(ids), LOAD_CHUNK):
+        chunk = ids[i:i + LOAD_CHUNK]
+        rows = session.scalars(select(Photo).where(Photo.id.in_(chunk)).options(selectinload(Photo.faces)))
+        by_id.update((p.id, p) for p in rows)
+    matches = []
+    for pid in ids:
+        photo = by_id[pid]
+        face = _best_face(photo.faces, query.emotions)
+        matches.append(Match(
+            photo=photo,
+            score=None if face is None else face.score,
+            emotion=None if face is None else face.emotion,
+            faces=photo.face_count,
+            face=face,
+        ))
+    return matches
+
+
+def count_indexed(session: Session) -> int:
+    """Photos with status 'ok' (to tell "no match" from "nothing indexed yet")."""
+    return session.scalar(select(func.count()).select_from(Photo).where(Photo.status == STATUS_OK)) or 0

@@ -1,0 +1,597 @@
+"""Query text -> a frozen `Query` value.
+
+The language is words first ("sad photos from 2019", "happy or surprised group photos last
+summer") with `key:value` filters for precision (`emotion:sad year:2018..2020 path:Trips
+faces:2+ score:0.7`).  Every word must be understood: anything else raises `QueryError`
+naming the words and the nearest known ones, because a silently ignored word ("blurry",
+"not") would return confidently wrong results.
+
+Dates are intervals of naive local time ([start, end)), matching `Photo.taken_at`, which is
+the local time of capture.  Seasons are meteorological (whole months); the northern
+hemisphere is assumed unless `hemisphere="south"`.  A season named with a year starts in
+that year: "winter 2021" is December 2021 to February 2022 in the north, "summer 2021"
+is December 2021 to February 2022 in the south.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from calendar import monthrange
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from indexer.vision.crop import CLASSES
+
+
+class QueryError(ValueError):
+    """A query that could not be understood; the message says which words and what was meant."""
+
+
+# --- vocabulary ------------------------------------------------------------------------
+
+EMOTION_WORDS: dict[str, str] = {}
+_SYNONYMS = {
+    "happy": "happy happiness smiling smile smiles smiley joyful joy joyous cheerful laughing laugh laughs glad "
+             "delighted grinning grin merry beaming",
+    "sad": "sad sadness unhappy crying cry cries tears tearful gloomy upset depressed miserable sorrowful sorrow "
+           "melancholy glum",
+    "angry": "angry anger mad furious annoyed irritated grumpy rage raging cross enraged",
+    "surprise": "surprise surprised shocked shock amazed astonished stunned astounded wow",
+    "fear": "fear scared afraid fearful frightened terrified anxious nervous worried spooked",
+    "disgust": "disgust disgusted grossed gross revolted repulsed yuck",
+    "neutral": "neutral calm serious expressionless blank straight-faced poker-faced",
+}
+for _cls, _words in _SYNONYMS.items():
+    for _w in _words.split():
+        EMOTION_WORDS[_w] = _cls
+assert set(EMOTION_WORDS.values()) == set(CLASSES)
+
+# two-word phrases folded into one token before parsing
+PHRASES = {
+    ("grossed", "out"): "disgust",
+    ("poker", "face"): "neutral",
+    ("straight", "face"): "neutral",
+}
+
+FILLERS = frozenset(
+    "photos photo pictures picture pics pic images image shots shot snaps snapshots of with me my all show find "
+    "the a an some any people person faces face that are is who where taken look looking everyone everybody "
+    "someone somebody".split()
+)
+CONNECTORS = frozenset(["and", "or", "&", ",", "+", "/"])
+GROUP_WORDS = frozenset(["group", "groups", "crowd", "crowds"])    # 3+ faces
+ALONE_WORDS = frozenset(["alone", "portrait", "portraits", "solo", "selfie", "selfies"])  # exactly 1 face
+COUPLE_WORDS = frozenset(["couple", "couples", "pair", "pairs"])   # exactly 2 faces
+
+MONTHS: dict[str, int] = {}
+for _i, _name in enumerate(
+    "january february march april may june july august september october november december".split(), start=1
+):
+    MONTHS[_name] = _i
+    MONTHS[_name[:3]] = _i
+MONTHS["sept"] = 9
+
+# first month of each meteorological season, per hemisphere
+SEASONS = {
+    "north": {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12},
+    "south": {"autumn": 3, "fall": 3, "winter": 6, "spring": 9, "summer": 12},
+}
+RELATIVE_UNITS = {"day": "day", "days": "day", "week": "week", "weeks": "week", "month": "month",
+                  "months": "month", "year": "year", "years": "year"}
+PREPOSITIONS = frozenset(["from", "in", "during", "on", "between", "before", "after", "since", "until", "till",
+                          "through", "to"])  # each must be followed by a date
+NEGATIONS = frozenset(["not", "no", "without", "except", "but"])
+FILTER_KEYS = ("emotion", "mood", "year", "date", "after", "before", "since", "until", "path", "faces", "score")
+
+MIN_YEAR, MAX_YEAR = 1826, 2199  # the first photograph .. far future: anything else is a typo
+
+KNOWN_WORDS = sorted(
+    set(EMOTION_WORDS) | FILLERS | GROUP_WORDS | ALONE_WORDS | COUPLE_WORDS | set(MONTHS) | set(SEASONS["north"])
+    | PREPOSITIONS | {"and", "or", "last", "this", "past", "today", "yesterday", "out"} | set(RELATIVE_UNITS)
+)
+
+
+# --- the value -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Query:
+    """What the user asked for; every field optional, an empty Query means every photo with faces.
+
+    `emotions` are class names in `CLASSES` order; dates are a half-open interval of naive
+    local datetimes; `min_faces`/`max_faces` are inclusive bounds on `Photo.face_count`;
+    `paths` are case-insensitive substrings that must all occur in the photo's path.
+    """
+
+    text: str = ""
+    emotions: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    min_faces: int | None = None
+    max_faces: int | None = None
+    paths: tuple[str, ...] = ()
+    min_score: float | None = None
+
+    def describe(self) -> str:
+        """A short human summary, e.g. for "no photos match ..." messages."""
+        parts = [" or ".join(self.emotions)] if self.emotions else ["any emotion"]
+        if self.start or self.end:
+            start = self.start.date().isoformat() if self.start else "…"
+            end = (self.end - timedelta(microseconds=1)).date().isoformat() if self.end else "…"
+            parts.append(start if start == end else f"{start}..{end}")
+        if self.min_faces is not None or self.max_faces is not None:
+            lo, hi = self.min_faces, self.max_faces
+            parts.append(f"{lo} face{'s' if lo != 1 else ''}" if lo == hi
+                         else f"{lo}+ faces" if hi is None else f"{lo or 0}..{hi} faces")
+        parts.extend(f"path contains {p!r}" for p in self.paths)
+        if self.min_score is not None:
+            parts.append(f"score >= {self.min_score:g}")
+        return ", ".join(parts)
+
+
+# --- dates -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Span:
+    start: date
+    end: date  # exclusive
+
+
+def _add_months(d: date, months: int) -> date:
+    """`d` moved by whole months, the day clamped to the target month (Feb 29 -> Feb 28)."""
+    index = d.year * 12 + d.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(d.day, monthrange(year, month + 1)[1]))
+
+
+def _year(y: int) -> _Span:
+    if not MIN_YEAR <= y <= MAX_YEAR:
+        raise QueryError(f"{y} is not a plausible year for a photo ({MIN_YEAR}..{MAX_YEAR})")
+    return _Span(date(y, 1, 1), date(y + 1, 1, 1))
+
+
+def _month(y: int, m: int) -> _Span:
+    _year(y)
+    if not 1 <= m <= 12:
+        raise QueryError(f"{y}-{m:02d}: there is no month {m}")
+    start = date(y, m, 1)
+    return _Span(start, _add_months(start, 1))
+
+
+def _day(y: int, m: int, d: int) -> _Span:
+    _month(y, m)
+    try:
+        start = date(y, m, d)
+    except ValueError:
+        raise QueryError(f"{y}-{m:02d}-{d:02d} is not a date ({date(y, m, 1):%B %Y} has "
+                         f"{monthrange(y, m)[1]} days)") from None
+    return _Span(start, start + timedelta(days=1))
+
+
+_ISO = re.compile(r"^(\d{4})(?:[-/](\d{1,2})(?:[-/](\d{1,2}))?)?$")
+_RANGE = re.compile(r"^(\S+?)(?:\.\.|–|-)(\S+)$")
+
+
+def _iso(token: str) -> _Span | None:
+    """2019 | 2019-03 | 2019-03-05 (also with '/')."""
+    m = _ISO.match(token)
+    if not m:
+        return None
+    y, mo, d = (int(g) if g else None for g in m.groups())
+    if d is not None:
+        return _day(y, mo, d)
+    if mo is not None:
+        return _month(y, mo)
+    return _year(y)
+
+
+def _iso_range(token: str) -> _Span | None:
+    """2018-2020 | 2018..2020 | 2019-06-01..2019-08-31 | 2019.. | ..2019 (open ends)."""
+    if ".." in token:
+        left, right = token.split("..", 1)
+    else:
+        m = _RANGE.match(token)
+        if not m or not re.fullmatch(r"\d{4}", m.group(1)) or not re.fullmatch(r"\d{4}", m.group(2)):
+            return None  # 2019-03 is a month, not a range
+        left, right = m.groups()
+    lo = _iso(left) if left else None
+    hi = _iso(right) if right else None
+    if (left and lo is None) or (right and hi is None) or (lo is None and hi is None):
+        return None
+    start = lo.start if lo else date(MIN_YEAR, 1, 1)
+    end = hi.end if hi else date(MAX_YEAR + 1, 1, 1)
+    if end <= start:
+        raise QueryError(f"{token}: the range ends before it starts")
+    return _Span(start, end)
+
+
+class _Parser:
+    """Recursive descent over lower-cased word tokens (filters are handled before)."""
+
+    def __init__(self, words: list[str], today: date, hemisphere: str) -> None:
+        self.words = words
+        self.today = today
+        self.seasons = SEASONS[hemisphere]
+        self.pos = 0
+
+    def peek(self, k: int = 0) -> str | None:
+        i = self.pos + k
+        return self.words[i] if i < len(self.words) else None
+
+    # A date atom: one span, consuming words on success and nothing on failure.
+    def atom(self, year_hint: int | None = None) -> _Span | None:
+        w = self.peek()
+        if w is None:
+            return None
+        span = _iso_range(w) or _iso(w)
+        if span is not None:
+            self.pos += 1
+            return span
+        if w in MONTHS:
+            return self._month_atom(year_hint)
+        if w in self.seasons:
+            return self._season_atom()
+        return self._relative_atom()
+
+    def _year_after(self, k: int) -> tuple[int | None, int]:
+        """A 4-digit year at offset k (optionally after 'of'); returns (year, words used)."""
+        if self.peek(k) == "of" and re.fullmatch(r"\d{4}", self.peek(k + 1) or ""):
+            return int(self.peek(k + 1)), 2
+        if re.fullmatch(r"\d{4}", self.peek(k) or ""):
+            return int(self.peek(k)), 1
+        return None, 0
+
+    def _month_atom(self, year_hint: int | None, which: str = "bare") -> _Span:
+        month = MONTHS[self.peek()]
+        year, used = self._year_after(1)
+        self.pos += 1 + used
+        if year is None and year_hint is not None:
+            year = year_hint
+        if year is None:
+            return self._recurring(month, 1, which)
+        return _month(year, month)
+
+    def _season_atom(self, which: str = "bare") -> _Span:
+        first = self.seasons[self.peek()]
+        year, used = self._year_after(1)
+        self.pos += 1 + used
+        if year is None:
+            return self._recurring(first, 3, which)
+        _year(year)
+        start = date(year, first, 1)
+        return _Span(start, _add_months(start, 3))
+
+    def _recurring(self, first_month: int, length: int, which: str) -> _Span:
+        """A month or season named without a year.  bare ("in March", "summer"): the latest one
+        that has begun; "this": the one under way, else this calendar year's; "last": the latest
+        one that has ended."""
+        t = self.today
+        starts = [date(y, first_month, 1) for y in range(t.year - 2, t.year + 2)]
+        spans = [_Span(s, _add_months(s, length)) for s in starts]
+        if which == "last":
+            return [s for s in spans if s.end <= t][-1]
+        if which == "this":
+            current = [s for s in spans if s.start <= t < s.end]
+            return current[0] if current else next(s for s in spans if s.start.year == t.year)
+        return [s for s in spans if s.start <= t][-1]
+
+    def _relative_atom(self) -> _Span | None:
+        w, nxt = self.peek(), self.peek(1)
+        t = self.today
+        if w == "today":
+            self.pos += 1
+            return _Span(t, t + timedelta(days=1))
+        if w == "yesterday":
+            self.pos += 1
+            return _Span(t - timedelta(days=1), t)
+        if w in ("this", "last") and nxt is not None and (nxt in MONTHS or nxt in self.seasons):
+            self.pos += 1
+            if nxt in MONTHS:
+                return self._month_atom(None, which=w)
+            return self._season_atom(which=w)
+        if w in ("this", "last") and nxt in ("day", "week", "month", "year"):
+            back = 1 if w == "last" else 0
+            if nxt == "day":
+                start = t - timedelta(days=back)
+                span = _Span(start, start + timedelta(days=1))
+            elif nxt == "week":  # ISO weeks: Monday first
+                start = t - timedelta(days=t.weekday() + 7 * back)
+                span = _Span(start, start + timedelta(days=7))
+            elif nxt == "month":
+                start = _add_months(date(t.year, t.month, 1), -back)
+                span = _Span(start, _add_months(start, 1))
+            else:
+                span = _Span(date(t.year - back, 1, 1), date(t.year - back + 1, 1, 1))
+            self.pos += 2
+            return span
+        if w in ("last", "past") and re.fullmatch(r"\d{1,4}", nxt or "") and self.peek(2) in RELATIVE_UNITS:
+            n, unit = int(nxt), RELATIVE_UNITS[self.peek(2)]
+            end = t + timedelta(days=1)
+            if unit == "day":
+                start = end - timedelta(days=n)
+            elif unit == "week":
+                start = end - timedelta(weeks=n)
+            else:
+                start = _add_months(end, -n * (12 if unit == "year" else 1))
+            self.pos += 3
+            return _Span(start, end)
+        return None
+
+    def date_expr(self) -> _Span | None:
+        """A prepositional or bare date phrase; None (nothing consumed) when none starts here."""
+        start_pos = self.pos
+        w = self.peek()
+        if w == "between":
+            self.pos += 1
+            span = self._range_tail(("and",))
+        elif w == "from":
+            self.pos += 1
+            span = self._maybe_range()
+        elif w in ("in", "during", "on"):
+            self.pos += 1
+            span = self.atom()
+        elif w in ("before", "after", "since", "until", "till", "through"):
+            self.pos += 1
+            inner = self.atom()
+            span = None if inner is None else _open_span(w, inner)
+        else:
+            span = self._maybe_range()
+        if span is None:
+            self.pos = start_pos
+        return span
+
+    def _maybe_range(self) -> _Span | None:
+        """An atom, extended to a range by "to/until/through <atom>" when one follows."""
+        first_pos = self.pos
+        first = self.atom()
+        if first is not None and self.peek() in ("to", "until", "till", "through") and self._next_is_atom():
+            return self._finish_range(first, first_pos)
+        return first
+
+    def _next_is_atom(self) -> bool:
+        save = self.pos
+        self.pos += 1
+        try:
+            return self.atom() is not None
+        finally:
+            self.pos = save
+
+    def _range_tail(self, joiners: tuple[str, ...]) -> _Span | None:
+        first_pos = self.pos
+        first = self.atom()
+        if first is None or self.peek() not in joiners:
+            return None
+        return self._finish_range(first, first_pos)
+
+    def _finish_range(self, first: _Span, first_pos: int | None = None) -> _Span | None:
+        self.pos += 1  # the joiner
+        second = self.atom()
+        if second is None:
+            return None
+        if first_pos is not None and self.words[first_pos] in MONTHS and not _has_year_after(self.words, first_pos):
+            # "between June and August 2019": the first month takes the year of the second
+            save = self.pos
+            self.pos = first_pos
+            year = second.start.year if MONTHS[self.words[first_pos]] <= second.start.month else second.start.year - 1
+            first = self._month_atom(year)
+            self.pos = save
+        if second.end <= first.start:
+            raise QueryError(f"the range {first.start}..{second.end - timedelta(days=1)} ends before it starts")
+        return _Span(first.start, second.end)
+
+
+def _has_year_after(words: list[str], i: int) -> bool:
+    nxt = words[i + 1] if i + 1 < len(words) else ""
+    nxt2 = words[i + 2] if i + 2 < len(words) else ""
+    return bool(re.fullmatch(r"\d{4}", nxt) or (nxt == "of" and re.fullmatch(r"\d{4}", nxt2)))
+
+
+def _open_span(word: str, inner: _Span) -> _Span:
+    """before X: earlier than all of X; after X: later than all of X; since X: from X's start; until X: to its end."""
+    lo, hi = date(MIN_YEAR, 1, 1), date(MAX_YEAR + 1, 1, 1)
+    if word == "before":
+        return _Span(lo, inner.start)
+    if word == "after":
+        return _Span(inner.end, hi)
+    if word == "since":
+        return _Span(inner.start, hi)
+    return _Span(lo, inner.end)  # until / till / through
+
+
+# --- filters ---------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"""(\w+:"[^"]*"|\w+:'[^']*'|"[^"]*"|'[^']*'|\S+)""")
+_STRIP = ".,;:!?()[]{}\"'"
+
+
+def _suggest(word: str, vocabulary: list[str] | tuple[str, ...], n: int = 3) -> list[str]:
+    return difflib.get_close_matches(word, vocabulary, n=n, cutoff=0.6)
+
+
+def _emotions_from(value: str, key: str) -> list[str]:
+    out = []
+    for part in re.split(r"[,|+/]", value.lower()):
+        if not part:
+            continue
+        if part not in EMOTION_WORDS and part not in CLASSES:
+            hint = _suggest(part, sorted(set(EMOTION_WORDS) | set(CLASSES)))
+            raise QueryError(f"{key}:{value}: unknown emotion {part!r}"
+                             + (f" (did you mean {', '.join(hint)}?)" if hint else f" (known: {', '.join(CLASSES)})"))
+        out.append(EMOTION_WORDS.get(part, part))
+    if not out:
+        raise QueryError(f"{key}: needs an emotion, e.g. {key}:sad")
+    return out
+
+
+def _faces_from(value: str) -> tuple[int, int | None]:
+    v = value.strip()
+    if m := re.fullmatch(r"(\d+)\+", v):
+        return int(m.group(1)), None
+    if m := re.fullmatch(r"(\d+)", v):
+        return int(v), int(v)
+    if m := re.fullmatch(r"(\d+)(?:\.\.|-)(\d+)", v):
+        lo, hi = int(m.group(1)), int(m.group(2))
+        if hi < lo:
+            raise QueryError(f"faces:{value}: the range ends before it starts")
+        return lo, hi
+    raise QueryError(f"faces:{value}: expected a count like faces:2, faces:2+ or faces:1..3")
+
+
+def _score_from(value: str) -> float:
+    v = value.strip().lstrip(">=")
+    try:
+        s = float(v[:-1]) / 100 if v.endswith("%") else float(v)
+    except ValueError:
+        raise QueryError(f"score:{value}: expected a number between 0 and 1, e.g. score:0.7") from None
+    if not 0.0 <= s <= 1.0:
+        raise QueryError(f"score:{value}: expected a number between 0 and 1 (or a percentage)")
+    return s
+
+
+def _date_filter(key: str, value: str) -> _Span:
+    v = value.strip()
+    if key in ("year", "date"):
+        span = _iso_range(v) or _iso(v)
+        if span is None or (key == "year" and not re.fullmatch(r"\d{4}|\d{4}(\.\.|-)\d{4}|\.\.\d{4}|\d{4}\.\.", v)):
+            raise QueryError(f"{key}:{value}: expected "
+                             + ("a year or range like year:2019 or year:2018..2020" if key == "year"
+                                else "a date like date:2019, date:2019-06, date:2019-06-01 or a range a..b"))
+        return span
+    span = _iso(v)
+    if span is None:
+        raise QueryError(f"{key}:{value}: expected a date like {key}:2019, {key}:2019-06 or {key}:2019-06-01")
+    return _open_span(key, span)
+
+
+# --- entry point -----------------------------------------------------------------------
+
+def parse(text: str, today: date | None = None, *, hemisphere: str = "north") -> Query:
+    """Parse query text; raise QueryError naming every word that was not understood."""
+    if hemisphere not in SEASONS:
+        raise QueryError(f"hemisphere must be 'north' or 'south', not {hemisphere!r}")
+    today = today or date.today()
+    emotions: list[str] = []
+    spans: list[_Span] = []
+    face_bounds: list[tuple[int, int | None]] = []
+    paths: list[str] = []
+    scores: list[float] = []
+    words: list[str] = []
+
+    for raw in _TOKEN.findall(text or ""):
+        key, sep, value = raw.partition(":")
+        if sep and re.fullmatch(r"\w+", key) and not re.fullmatch(r"\d+", key):
+            key = key.lower()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            if key not in FILTER_KEYS:
+                hint = _suggest(key, FILTER_KEYS)
+                raise QueryError(f"unknown filter {key + ':'!r}"
+                                 + (f" (did you mean {', '.join(h + ':' for h in hint)}?)" if hint
+                                    else f" (known: {', '.join(k + ':' for k in FILTER_KEYS)})"))
+            if not value:
+                raise QueryError(f"{key}: needs a value, e.g. " + {
+                    "path": "path:Trips", "faces": "faces:2+", "score": "score:0.7"}.get(key, f"{key}:2019"))
+            if key in ("emotion", "mood"):
+                emotions.extend(_emotions_from(value, key))
+            elif key == "path":
+                paths.append(value)
+            elif key == "faces":
+                face_bounds.append(_faces_from(value))
+            elif key == "score":
+                scores.append(_score_from(value))
+            else:
+                spans.append(_date_filter(key, value))
+            continue
+        for piece in raw.split(","):
+            word = piece.strip(_STRIP).lower()
+            if word.endswith("'s"):
+                word = word[:-2]
+            if word:
+                words.append(word)
+
+    # fold two-word phrases
+    folded: list[str] = []
+    i = 0
+    while i < len(words):
+        pair = tuple(words[i:i + 2])
+        if pair in PHRASES:
+            folded.append(PHRASES[pair])
+            i += 2
+        else:
+            folded.append(words[i])
+            i += 1
+
+    p = _Parser(folded, today, hemisphere)
+    unknown: list[str] = []
+    while p.peek() is not None:
+        w = p.peek()
+        # "3 faces", "2+ people"
+        if re.fullmatch(r"\d{1,3}\+?", w) and p.peek(1) in ("faces", "people", "persons", "face", "person"):
+            face_bounds.append(_faces_from(w))
+            p.pos += 2
+            continue
+        span = p.date_expr()
+        if span is not None:
+            spans.append(span)
+            continue
+        p.pos += 1
+        if w in EMOTION_WORDS:
+            emotions.append(EMOTION_WORDS[w])
+        elif w in GROUP_WORDS:
+            face_bounds.append((3, None))
+        elif w in ALONE_WORDS:
+            face_bounds.append((1, 1))
+        elif w in COUPLE_WORDS:
+            face_bounds.append((2, 2))
+        elif w in FILLERS or w in CONNECTORS or w in ("and", "or"):
+            pass
+        elif w in PREPOSITIONS or w in ("last", "this", "past"):
+            unknown.append(w)
+        else:
+            unknown.append(w)
+
+    if unknown:
+        raise QueryError(_unknown_message(unknown))
+
+    start = end = None
+    for span in spans:
+        start = span.start if start is None else max(start, span.start)
+        end = span.end if end is None else min(end, span.end)
+    if start is not None and end is not None and end <= start:
+        raise QueryError("the dates in this query exclude each other (no day satisfies all of them)")
+    lo = hi = None
+    for f_lo, f_hi in face_bounds:
+        lo = f_lo if lo is None else max(lo, f_lo)
+        if f_hi is not None:
+            hi = f_hi if hi is None else min(hi, f_hi)
+    if lo is not None and hi is not None and hi < lo:
+        raise QueryError("the face counts in this query exclude each other (e.g. 'alone' and 'group')")
+
+    ordered = tuple(c for c in CLASSES if c in set(emotions))
+    return Query(
+        text=text or "",
+        emotions=ordered,
+        start=None if start is None or start <= date(MIN_YEAR, 1, 1) else datetime.combine(start, datetime.min.time()),
+        end=None if end is None or end >= date(MAX_YEAR + 1, 1, 1) else datetime.combine(end, datetime.min.time()),
+        min_faces=lo,
+        max_faces=hi,
+        paths=tuple(paths),
+        min_score=max(scores) if scores else None,
+    )
+
+
+def _unknown_message(unknown: list[str]) -> str:
+    parts = []
+    for w in dict.fromkeys(unknown):
+        if w in NEGATIONS:
+            parts.append(f"{w!r} (leaving photos out is not supported; ask for what you want, e.g. 'happy or neutral')")
+            continue
+        if w in PREPOSITIONS or w in ("last", "this", "past"):
+            parts.append(f"{w!r} (expected a date after {w.split()[0]!r}, e.g. 2019, March 2019, 2019-06-01, "
+                         "summer 2021, last year)")
+            continue
+        hint = _suggest(w, KNOWN_WORDS)
+        parts.append(f"{w!r} (did you mean {' / '.join(hint)}?)" if hint else f"{w!r} (no similar known word)")
+    return ("not understood: " + ", ".join(parts)
+            + "; use emotion words, dates (2019, March 2019, last year, summer 2021, before/after/between ...) "
+              "or filters emotion: year: after: before: path: faces: score:")
