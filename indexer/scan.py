@@ -110,6 +110,14 @@ def root_state(root: str, has_rows: bool) -> str | None:
     return None
 
 
+def root_problem(engine: Engine, root: str) -> str | None:
+    """`root_state` of a normalised root folder, asking the index whether it has photos there."""
+    with Session(engine) as s:
+        has_rows = s.scalar(select(Photo.id).where(_under(Photo.path, root), Photo.status != STATUS_DELETED)
+                            .limit(1)) is not None  # tombstones alone are no reason to think it unmounted
+    return root_state(root, has_rows)
+
+
 # -- worker processes ---------------------------------------------------------------
 _ANALYZER = None
 
@@ -152,9 +160,7 @@ class Indexer:
             if os.path.isfile(root):
                 found[root] = (os.stat(root), os.path.dirname(root))
                 continue
-            with Session(self.engine) as s:
-                has_rows = s.scalar(select(Photo.id).where(_under(Photo.path, root)).limit(1)) is not None
-            why = root_state(root, has_rows)
+            why = root_problem(self.engine, root)
             if why:
                 log.warning("root %s %s: its photos are kept as they are", root, why)
                 summary.unreachable_roots.append(f"{root}: {why}")

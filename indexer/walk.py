@@ -98,3 +98,27 @@ def _ignored(path: str, is_dir: bool, specs: list[tuple[str, pathspec.PathSpec]]
         if spec.match_file(rel):
             return True
     return False
+
+
+def excluded(path: str, root: str, is_dir: bool = False) -> bool:
+    """True when a walk of `root` would skip `path` (hidden, `.moodignore`d, or not below `root`).
+
+    The watcher's check for one event path, so that live events and `index` agree on what is indexed;
+    whether the name is a photo's is `is_photo_name`'s business."""
+    rel = os.path.relpath(path, root)
+    if rel == ".":
+        return False
+    parts = rel.split(os.sep)
+    if parts[0] == ".." or any(p.startswith(".") for p in parts):
+        return True
+    problems = WalkProblems()
+    specs: list = []
+    directory = root
+    for i, part in enumerate(parts):
+        spec = _load_ignore(directory, problems)
+        if spec is not None:
+            specs.append((directory, spec))
+        directory = os.path.join(directory, part)
+        if _ignored(directory, is_dir or i < len(parts) - 1, specs):
+            return True
+    return False
