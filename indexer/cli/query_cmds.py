@@ -1,9 +1,181 @@
-"""Commands of one area; `register` adds them to the main group."""
+"""`moodindex query` and `moodindex gallery`: find photos by emotion, date, people and folder."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
+
+from indexer.cli.context import AppContext, MoodindexError
+
+if TYPE_CHECKING:
+    from indexer.query import Match, Query
+
+EXAMPLES = """\b
+Examples:
+  moodindex query sad photos from 2019
+  moodindex query happy or surprised group photos last summer
+  moodindex query 'emotion:sad year:2018..2020 path:Trips faces:2+ score:0.7'
+  moodindex query --format paths angry 2021 | xargs -d '\\n' ls -l
+  moodindex gallery smiling portraits in March 2019 -o march.html --open
+
+\b
+Words: emotions and synonyms (happy, smiling, sad, crying, angry, mad, surprised,
+shocked, scared, disgusted, grossed out, neutral, calm, serious ...), "or", "group"
+(3+ faces), "alone"/"portraits" (1 face), "couple" (2 faces).
+Dates: 2019, March 2019, 2019-06, 2019-06-01, 2018-2020, from/in/before/after/since/
+until X, between X and Y, last year, this month, last 30 days, summer 2021 (meteorological
+seasons, northern hemisphere unless --hemisphere south).
+Filters: emotion:sad year:2019 year:2018..2020 date:2019-06 after:2019-06-01 before:2020
+path:Trips faces:2+ faces:1..3 score:0.7.
+Without emotion words results are newest first; with them, best score first (a photo's
+score is its most confident face of that emotion). Dates from file times are marked ~.
+"""
+
+FORMATS = click.Choice(["table", "paths", "json", "csv"])
+HEMISPHERES = click.Choice(["north", "south"])
 
 
 def register(group: click.Group) -> None:
-    """Nothing here yet."""
+    group.add_command(query_cmd)
+    group.add_command(gallery_cmd)
+
+
+def _find(app: AppContext, words: tuple[str, ...], limit: int | None, min_score: float | None, exif_only: bool,
+          hemisphere: str) -> tuple[Query, list[Match]]:
+    """Parse and run; an empty result is explained on stderr (exit status stays 0)."""
+    from indexer.db.session import session_scope
+    from indexer.query import QueryError, count_indexed, parse, search
+
+    text = " ".join(words)
+    try:
+        query = parse(text, hemisphere=hemisphere)
+    except QueryError as exc:
+        raise MoodindexError(str(exc), exit_code=2) from exc
+    with session_scope(app.engine) as session:
+        matches = search(session, query, limit=limit or None, min_score=min_score, exif_only=exif_only)
+        if not matches:
+            if count_indexed(session) == 0:
+                click.echo("moodindex: the index has no photos yet; run `moodindex index FOLDER` first", err=True)
+            else:
+                extra = " with EXIF dates" if exif_only else ""
+                floor = f", score >= {min_score:g}" if min_score is not None else ""
+                click.echo(f"moodindex: no photos{extra} match: {query.describe()}{floor}", err=True)
+    return query, matches
+
+
+def _date_text(match: Match) -> str:
+    taken = match.photo.taken_at
+    if taken is None:
+        return "-"
+    return taken.strftime("%Y-%m-%d %H:%M") + ("~" if match.date_estimated else " ")
+
+
+def _record(match: Match) -> dict:
+    """The JSON/CSV record: exactly the documented keys."""
+    taken = match.photo.taken_at
+    return {
+        "path": match.photo.path,
+        "score": None if match.score is None else round(match.score, 4),
+        "emotion": match.emotion,
+        "taken_at": taken.isoformat(timespec="seconds") if taken else None,
+        "date_source": match.photo.date_source,
+        "faces": match.faces,
+    }
+
+
+def _print_table(matches: list[Match]) -> None:
+    click.echo(f"{'SCORE':>5}  {'EMOTION':8} {'FACES':>5}  {'TAKEN':17}  PATH")
+    for m in matches:
+        score = "-" if m.score is None else f"{m.score:.2f}"
+        click.echo(f"{score:>5}  {m.emotion or '-':8} {m.faces:>5}  {_date_text(m):17}  {m.photo.path}")
+    if any(m.date_estimated for m in matches):
+        click.echo("~ date estimated from the file's time (no EXIF date); --exif-only leaves these out")
+
+
+def _print_paths(matches: list[Match], nul: bool) -> None:
+    for m in matches:
+        click.echo(m.photo.path, nl=not nul)
+        if nul:
+            click.echo("\0", nl=False)
+    if not nul and any("\n" in m.photo.path for m in matches):
+        click.echo("moodindex: warning: some paths contain a newline; use --null (-0) with xargs -0", err=True)
+    estimated = sum(m.date_estimated for m in matches)
+    if estimated:
+        click.echo(f"moodindex: note: {estimated} of these photos have dates estimated from file times "
+                   "(--exif-only leaves them out)", err=True)
+
+
+def _print_csv(matches: list[Match]) -> None:
+    import csv
+
+    out = click.get_text_stream("stdout")
+    writer = csv.DictWriter(out, fieldnames=["path", "score", "emotion", "taken_at", "date_source", "faces"],
+                            lineterminator="\n")
+    writer.writeheader()
+    for m in matches:
+        writer.writerow(_record(m))
+
+
+@click.command("query", epilog=EXAMPLES)
+@click.argument("text", nargs=-1)
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Most results to show (0 = all).")
+@click.option("--min-score", type=click.FloatRange(0.0, 1.0), help="Leave out photos scoring below this (0..1).")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
+              help="table for people; paths (one per line) for xargs; json or csv for programs.")
+@click.option("--exif-only", is_flag=True, help="Leave out photos whose date is only the file's time.")
+@click.option("--null", "-0", "nul", is_flag=True, help="With --format paths: end each path with NUL (xargs -0).")
+@click.option("--hemisphere", type=HEMISPHERES, default="north", show_default=True, envvar="MOODINDEX_HEMISPHERE",
+              help="For seasons: summer is June-August in the north, December-February in the south.")
+@click.pass_obj
+def query_cmd(app: AppContext, text: tuple[str, ...], limit: int, min_score: float | None, fmt: str,
+              exif_only: bool, nul: bool, hemisphere: str) -> None:
+    """Find photos: TEXT like "sad photos from 2019" (no quotes needed). Empty TEXT lists every
+    photo with faces, newest first."""
+    import json
+
+    _, matches = _find(app, text, limit, min_score, exif_only, hemisphere)
+    if fmt == "json":
+        click.echo(json.dumps([_record(m) for m in matches], indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        _print_csv(matches)
+    elif fmt == "paths":
+        _print_paths(matches, nul)
+    elif matches:
+        _print_table(matches)
+
+
+@click.command("gallery", epilog=EXAMPLES)
+@click.argument("text", nargs=-1)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True,
+              help="The HTML file to write (one self-contained file: thumbnails are embedded).")
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser afterwards.")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=48, show_default=True,
+              help="Most photos on the page (0 = all).")
+@click.option("--min-score", type=click.FloatRange(0.0, 1.0), help="Leave out photos scoring below this (0..1).")
+@click.option("--exif-only", is_flag=True, help="Leave out photos whose date is only the file's time.")
+@click.option("--thumb-size", type=click.IntRange(64, 2048), default=480, show_default=True,
+              help="Long side of the embedded thumbnails, in pixels.")
+@click.option("--hemisphere", type=HEMISPHERES, default="north", show_default=True, envvar="MOODINDEX_HEMISPHERE",
+              help="For seasons: summer is June-August in the north, December-February in the south.")
+@click.pass_obj
+def gallery_cmd(app: AppContext, text: tuple[str, ...], output: Path, open_page: bool, limit: int,
+                min_score: float | None, exif_only: bool, thumb_size: int, hemisphere: str) -> None:
+    """Write the results of a query as an HTML page of thumbnails with each face's box,
+    emotion bars, date and score."""
+    from indexer.report.gallery import write_gallery
+
+    query, matches = _find(app, text, limit, min_score, exif_only, hemisphere)
+    if not matches:
+        return  # explained on stderr; no page written
+    try:
+        stats = write_gallery(matches, output, title=" ".join(text) or "all photos with faces",
+                              subtitle=query.describe(), thumb_px=thumb_size)
+    except OSError as exc:
+        raise MoodindexError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    note = f" ({stats.missing} could not be read and show no preview)" if stats.missing else ""
+    click.echo(f"wrote {output} with {stats.photos} photos{note}", err=True)
+    if open_page:
+        click.launch(str(output.resolve()))

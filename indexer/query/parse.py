@@ -220,6 +220,12 @@ class _Parser:
 
     # A date atom: one span, consuming words on success and nothing on failure.
     def atom(self, year_hint: int | None = None) -> _Span | None:
+        if self.peek() == "the" and self.peek(1) is not None:  # "in the summer of 2021"
+            self.pos += 1
+            span = self.atom(year_hint)
+            if span is None:
+                self.pos -= 1
+            return span
         w = self.peek()
         if w is None:
             return None
@@ -490,7 +496,8 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
                                     else f" (known: {', '.join(k + ':' for k in FILTER_KEYS)})"))
             if not value:
                 raise QueryError(f"{key}: needs a value, e.g. " + {
-                    "path": "path:Trips", "faces": "faces:2+", "score": "score:0.7"}.get(key, f"{key}:2019"))
+                    "path": "path:Trips", "faces": "faces:2+", "score": "score:0.7", "emotion": "emotion:sad",
+                    "mood": "mood:happy"}.get(key, f"{key}:2019"))
             if key in ("emotion", "mood"):
                 emotions.extend(_emotions_from(value, key))
             elif key == "path":

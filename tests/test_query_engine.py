@@ -1,0 +1,160 @@
+"""search(): which photos come back, in which order, with which score, over rows we insert.
+
+Every test runs twice: once ranking the candidate photos' faces directly and once through the
+best-first face streams (the path large libraries take), which must agree."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+
+import pytest
+
+from indexer.db.session import session_scope
+from indexer.query import Match, parse, search
+from indexer.query import engine as query_engine
+from tests.factories import add_photo
+
+TODAY = date(2024, 3, 15)
+
+
+@pytest.fixture(params=["few", "streamed"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "streamed":
+        monkeypatch.setattr(query_engine, "FEW_PHOTOS", 0)
+    return request.param
+
+
+def run(engine, text: str, **kwargs) -> list[Match]:  # noqa: ANN001
+    with session_scope(engine) as s:
+        return search(s, parse(text, TODAY), **kwargs)
+
+
+def paths(matches: list[Match]) -> list[str]:
+    return [m.photo.path for m in matches]
+
+
+def test_score_is_the_best_face_of_that_emotion_and_only_ok_photos_count(engine, mode) -> None:
+    with session_scope(engine) as s:
+        add_photo(s, "/lib/a.jpg", faces=[("sad", 0.55), ("sad", 0.91), ("neutral", 0.97)])
+        add_photo(s, "/lib/b.jpg", faces=[("sad", 0.80)])
+        add_photo(s, "/lib/c.jpg", faces=[("happy", 0.60)])  # 8 % sad, but not a sad face
+        add_photo(s, "/lib/gone.jpg", faces=[("sad", 0.99)], status="deleted")
+        add_photo(s, "/lib/broken.jpg", faces=[("sad", 0.99)], status="error")
+    got = run(engine, "sad")
+    assert paths(got) == ["/lib/a.jpg", "/lib/b.jpg"]
+    assert got[0].score == pytest.approx(0.91) and got[0].emotion == "sad" and got[0].faces == 3
+    assert got[0].face is not None and got[0].face.idx == 1
+    assert [f.idx for f in got[0].photo.faces] == [0, 1, 2]  # faces loaded, usable after the session
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got[0].score = 1.0  # type: ignore[misc]
+
+
+def test_several_emotions_take_the_best_of_any(engine, mode) -> None:
+    with session_scope(engine) as s:
+        add_photo(s, "/lib/party.jpg", faces=[("happy", 0.7), ("surprise", 0.9)])
+        add_photo(s, "/lib/smile.jpg", faces=[("happy", 0.8)])
+        add_photo(s, "/lib/cry.jpg", faces=[("sad", 0.99)])
+    got = run(engine, "happy or surprised")
+    assert [(m.photo.path, m.emotion) for m in got] == [("/lib/party.jpg", "surprise"), ("/lib/smile.jpg", "happy")]
+
+
+def test_ties_newest_first_then_path_also_across_the_limit(engine, mode) -> None:
+    with session_scope(engine) as s:
+        add_photo(s, "/lib/old.jpg", datetime(2015, 1, 1), [("sad", 0.8)])
+        add_photo(s, "/lib/new.jpg", datetime(2020, 1, 1), [("sad", 0.8)])
+        add_photo(s, "/lib/undated.jpg", None, [("sad", 0.8)])
+        add_photo(s, "/lib/b-mid.jpg", datetime(2018, 1, 1), [("sad", 0.8)])
+        add_photo(s, "/lib/a-mid.jpg", datetime(2018, 1, 1), [("sad", 0.8)])
+        add_photo(s, "/lib/best.jpg", datetime(2010, 1, 1), [("sad", 0.9)])
+    assert paths(run(engine, "sad", limit=None)) == [
+        "/lib/best.jpg", "/lib/new.jpg", "/lib/a-mid.jpg", "/lib/b-mid.jpg", "/lib/old.jpg", "/lib/undated.jpg"]
+    assert paths(run(engine, "sad", limit=3)) == ["/lib/best.jpg", "/lib/new.jpg", "/lib/a-mid.jpg"]
+
+
+def test_limit_defaults_to_20_and_none_or_zero_means_all(engine, mode) -> None:
+    with session_scope(engine) as s:
+        for i in range(25):
+            add_photo(s, f"/lib/{i:02d}.jpg", datetime(2019, 1, 1 + i), [("happy", 0.5 + i / 100)])
+    assert len(run(engine, "happy")) == 20
+    assert len(run(engine, "happy", limit=None)) == 25
+    assert len(run(engine, "happy", limit=0)) == 25
+    assert paths(run(engine, "happy", limit=2)) == ["/lib/24.jpg", "/lib/23.jpg"]
+
+
+def test_min_score_from_option_and_from_query(engine, mode) -> None:
+    with session_scope(engine) as s:
+        add_photo(s, "/lib/strong.jpg", faces=[("angry", 0.9)])
+        add_photo(s, "/lib/weak.jpg", faces=[("angry", 0.5)])
+        add_photo(s, "/lib/calm.jpg", faces=[("neutral", 0.6)])
+    assert paths(run(engine, "angry", min_score=0.7)) == ["/lib/strong.jpg"]
+    assert paths(run(engine, "angry score:0.7")) == ["/lib/strong.jpg"]
+    assert paths(run(engine, "angry score:0.4", min_score=0.7)) == ["/lib/strong.jpg"]  # the stricter wins
+    # no emotion word: the dominant face's probability
+    assert sorted(paths(run(engine, "", min_score=0.55))) == ["/lib/calm.jpg", "/lib/strong.jpg"]
+
+
+def test_dates_filter_and_exif_only(engine, mode) -> None:
+    with session_scope(engine) as s:
+        add_photo(s, "/lib/2018.jpg", datetime(2018, 12, 31, 23, 59, 59), [("happy", 0.9)])
+        add_photo(s, "/lib/2019a.jpg", datetime(2019, 1, 1, 0, 0, 0), [("happy", 0.8)])
+        add_photo(s, "/lib/2019b.jpg", datetime(2019, 12, 31, 23, 59, 59, 999999), [("happy", 0.7)],
+                  date_source="file")
+        add_photo(s, "/lib/2020.jpg", datetime(2020, 1, 1), [("happy", 0.6)])
+        add_photo(s, "/lib/undated.jpg", None, [("happy", 0.95)])
+    assert paths(run(engine, "happy from 2019")) == ["/lib/2019a.jpg", "/lib/2019b.jpg"]
+    assert paths(run(engine, "happy from 2019", exif_only=True)) == ["/lib/2019a.jpg"]
+    assert paths(run(engine, "happy before 2019")) == ["/lib/2018.jpg"]
+    assert paths(run(engine, "happy after 2019-12-31")) == ["/lib/2020.jpg"]
+    assert paths(run(engine, "happy 2018-2019")) == ["/lib/2018.jpg", "/lib/2019a.jpg", "/lib/2019b.jpg"]
+    assert run(engine, "happy from 2019")[1].date_estimated
+    assert not run(engine, "happy from 2019")[0].date_estimated
+    assert paths(run(engine, "happy"))[0] == "/lib/undated.jpg"  # no date filter: undated photos still count
+    assert "/lib/undated.jpg" not in paths(run(engine, "happy", exif_only=True))
+
+
+def test_empty_query_is_every_photo_with_faces_newest_first(engine, mode) -> None:
+    with session_scope(engine) as s:
+        add_photo(s, "/lib/old.jpg", datetime(2001, 1, 1), [("sad", 0.6), ("happy", 0.9)])
+        add_photo(s, "/lib/new.jpg", datetime(2023, 1, 1), [("neutral", 0.7)])
+        add_photo(s, "/lib/undated.jpg", None, [("fear", 0.5)])
+        add_photo(s, "/lib/landscape.jpg", datetime(2022, 1, 1), [])
+        add_photo(s, "/lib/deleted.jpg", datetime(2022, 1, 1), [("sad", 0.6)], status="deleted")
+    got = run(engine, "")
+    assert paths(got) == ["/lib/new.jpg", "/lib/old.jpg", "/lib/undated.jpg"]
+    assert (got[1].emotion, got[1].score, got[1].faces) == ("happy", pytest.approx(0.9), 2)
+    nofaces = run(engine, "faces:0")
+    assert paths(nofaces) == ["/lib/landscape.jpg"] and nofaces[0].score is None and nofaces[0].emotion is None
+
+
+def test_face_counts_and_paths(engine, mode) -> None:
+    with session_scope(engine) as s:
+        add_photo(s, "/lib/Trips/solo.jpg", faces=[("happy", 0.9)])
+        add_photo(s, "/lib/Trips/pair.jpg", faces=[("happy", 0.8), ("sad", 0.6)])
+        add_photo(s, "/lib/Home/crowd.jpg", faces=[("happy", 0.7), ("happy", 0.6), ("neutral", 0.9)])
+        add_photo(s, "/lib/100%_real/x.jpg", faces=[("happy", 0.5)])
+        add_photo(s, "/lib/100xxreal/y.jpg", faces=[("happy", 0.4)])
+    assert paths(run(engine, "happy group photos")) == ["/lib/Home/crowd.jpg"]
+    assert paths(run(engine, "happy alone path:trips")) == ["/lib/Trips/solo.jpg"]  # case-insensitive
+    assert paths(run(engine, "happy faces:2+")) == ["/lib/Trips/pair.jpg", "/lib/Home/crowd.jpg"]
+    assert paths(run(engine, "faces:1..2 path:Trips")) == ["/lib/Trips/pair.jpg", "/lib/Trips/solo.jpg"]
+    assert paths(run(engine, "happy path:100%_real")) == ["/lib/100%_real/x.jpg"]  # % and _ are literal
+    assert run(engine, "happy path:nowhere") == []
+
+
+def test_both_ranking_paths_agree_on_a_larger_library(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    rnd = random.Random(7)
+    emotions = ["happy", "sad", "neutral", "surprise"]
+    with session_scope(engine) as s:
+        for i in range(300):
+            faces = [(rnd.choice(emotions), round(rnd.uniform(0.3, 0.99), 2)) for _ in range(rnd.randint(0, 4))]
+            taken = None if i % 17 == 0 else datetime(2010 + i % 12, 1 + i % 12, 1 + i % 28)
+            add_photo(s, f"/lib/{i:03d}.jpg", taken, faces, date_source="file" if i % 5 == 0 else "exif")
+    queries = ["sad", "happy or surprised", "sad 2015-2018", "neutral faces:2+", "happy score:0.8", "surprise alone"]
+    few = {q: [(m.photo.path, m.score) for m in run(engine, q, limit=15)] for q in queries}
+    monkeypatch.setattr(query_engine, "FEW_PHOTOS", 0)
+    streamed = {q: [(m.photo.path, m.score) for m in run(engine, q, limit=15)] for q in queries}
+    assert few == streamed
+    assert all(len(v) > 0 for v in few.values())
