@@ -23,6 +23,7 @@ from pathlib import Path
 UNIT_NAME = "moodindex-watch.service"
 ENABLE_COMMAND = f"systemctl --user daemon-reload && systemctl --user enable --now {UNIT_NAME}"
 STOP_COMMAND = f"systemctl --user stop {UNIT_NAME}; systemctl --user daemon-reload"
+ENV = "/usr/bin/env"
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@+=:,./-")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b",
             "\f": "\\f", "\v": "\\v"}
@@ -50,12 +51,17 @@ def launcher() -> list[str]:
     return [os.path.abspath(sys.executable), "-m", "indexer"]
 
 
-def quote(word: str) -> str:
-    """One command-line word for ExecStart=, read back by systemd exactly as `word`."""
+def quote(word: str, executable: bool = False) -> str:
+    """One command-line word for ExecStart=, read back by systemd exactly as `word`.
+
+    The executable (first word) differs: systemd expands no variables in it, and refuses
+    quotes, backslashes and control characters in it altogether (ServiceError)."""
     try:
         word.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ServiceError(f"{word!r}: not valid UTF-8, which a unit file cannot hold; rename it") from exc
+    if executable and any(c in "\\\"'" or ord(c) < 0x20 or ord(c) == 0x7F for c in word):
+        raise ServiceError(f"{word!r}: systemd refuses this executable name")
     if word and all(c in _SAFE for c in word):
         return word
     out = []
@@ -64,8 +70,8 @@ def quote(word: str) -> str:
             out.append(_ESCAPES[c])
         elif c == "%":
             out.append("%%")      # specifiers are expanded before unquoting
-        elif c == "$":
-            out.append("$$")      # so are environment variables
+        elif c == "$" and not executable:
+            out.append("$$")      # so are environment variables, in arguments
         elif ord(c) < 0x20 or ord(c) == 0x7F:
             out.append(f"\\x{ord(c):02x}")
         else:
@@ -78,7 +84,13 @@ def unit_text(argv: list[str], config_file: Path, db: Path) -> str:
     config = os.path.abspath(os.path.expanduser(str(config_file)))
     database = os.path.abspath(os.path.expanduser(str(db)))
     command = [*argv, "--config", config, "--db", database, "watch"]
-    exec_start = " ".join(quote(w) for w in command)
+    try:
+        first = quote(command[0], executable=True)
+    except ServiceError:  # e.g. a quote in the venv's path: let env(1) start it, as an argument
+        first, command = ENV, command
+    else:
+        command = command[1:]
+    exec_start = " ".join([first, *(quote(w) for w in command)])
     return f"""\
 # Written by `moodindex service install`; remove with `moodindex service uninstall`.
 # The folders watched are the roots in the config file named below: edit it, then
