@@ -26,7 +26,7 @@ from indexer.query.engine import Match
 from indexer.vision.crop import CLASSES
 
 THUMB_QUALITY = 82
-BARS_OPEN = 3  # faces whose bars show at once; the rest fold into <details>
+BARS_OPEN = 2  # faces whose bars show at once; the rest fold into <details>
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
@@ -74,9 +74,11 @@ def _pct(value: float, total: float) -> str:
 def _box(face: Face, n: int, width: int, height: int) -> str:
     style = (f"left:{_pct(face.x, width)};top:{_pct(face.y, height)};"
              f"width:{_pct(face.w, width)};height:{_pct(face.h, height)}")
-    low = " low" if face.y < 0.06 * height else ""  # label inside the box when there is no room above
-    return (f'<div class="box e-{e(face.emotion)}{low}" style="{style}" data-emotion="{e(face.emotion)}">'
-            f"<span>{n} {e(face.emotion)} {face.score:.0%}</span></div>")
+    where = " low" if face.y < 0.06 * height else ""  # label inside the box when there is no room above
+    if face.x + face.w > 0.75 * width:
+        where += " right"  # label anchored to the box's right edge so it is not cut off
+    return (f'<div class="box e-{e(face.emotion)}{where}" style="{style}" data-emotion="{e(face.emotion)}" '
+            f'title="face {n}: {e(face.emotion)} {face.score:.0%}"><span>{n} {e(face.emotion)}</span></div>')
 
 
 def _bars(face: Face, n: int) -> str:
