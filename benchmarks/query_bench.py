@@ -1,6 +1,7 @@
 """Query speed on a synthetic index: 100,000 photos and 250,000 faces through the real schema.
 
     python benchmarks/query_bench.py [--photos 100000] [--faces 250000] [--runs 7] [--db PATH] [--analyze]
+    python benchmarks/query_bench.py --aggregation ../shared/data/facial_expressions_dev [--cache faces.json]
 
 Builds the index with `open_db` (so every migration and index is the real one) in a temp
 file, fills it with rows whose distributions look like a family library (more photos in
@@ -9,6 +10,11 @@ skewed towards 0-2, emotion probabilities drawn around a dominant class with hap
 most common), then times typical queries through `indexer.query.search` (the parser's
 output, the SQL, and loading the 20 ORM rows with their faces) and prints each query's
 median of --runs runs and the EXPLAIN QUERY PLAN of its ranking select.  Target: < 100 ms.
+
+--aggregation compares ways of turning face scores into a photo score for an emotion on real
+labelled photos: each photo goes through the real pipeline (detector + model), then for every
+labelled emotion the photos are ranked by each rule and scored by average precision and
+precision@20 (the default --limit) against the photo's label.
 """
 
 from __future__ import annotations
@@ -130,8 +136,76 @@ class SqlRecorder:
             self.seen.append((statement, parameters))
 
 
+AGGREGATIONS = {
+    # what `search` does: the best face whose top class is the emotion; photos without one are not returned
+    "max (top class)": lambda faces, c: max((f["scores"][c] for f in faces if f["emotion"] == c), default=None),
+    "max (any face)": lambda faces, c: max((f["scores"][c] for f in faces), default=None),
+    "area-weighted mean": lambda faces, c: (sum(f["area"] * f["scores"][c] for f in faces)
+                                            / sum(f["area"] for f in faces)) if faces else None,
+    "largest face": lambda faces, c: max(faces, key=lambda f: f["area"])["scores"][c] if faces else None,
+}
+
+
+def analyse_dev(dev: Path, cache: Path | None) -> dict[str, dict]:
+    """file -> {"label", "faces": [{"emotion", "scores", "area"}]} through the real pipeline (cached)."""
+    import csv
+    import json
+
+    if cache and cache.exists():
+        return json.loads(cache.read_text())
+    from indexer.pipeline import Analyzer
+
+    analyzer = Analyzer("auto", threads=1)
+    out: dict[str, dict] = {}
+    with open(dev / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for i, row in enumerate(rows):
+        result = analyzer.analyze(dev / "images" / row["file"])
+        out[row["file"]] = {"label": row["label"], "status": result.status, "faces": [
+            {"emotion": fr.emotion, "scores": dict(zip(CLASSES, fr.scores, strict=True)),
+             "area": fr.box[2] * fr.box[3]} for fr in result.faces]}
+        if i % 200 == 0:
+            print(f"  analysed {i}/{len(rows)}", file=sys.stderr)
+    if cache:
+        cache.write_text(json.dumps(out))
+    return out
+
+
+def aggregation_report(dev: Path, cache: Path | None) -> int:
+    data = analyse_dev(dev, cache)
+    from collections import Counter
+
+    n_faces = [len(d["faces"]) for d in data.values()]
+    print(f"{len(data)} labelled photos; faces found: 0 in {n_faces.count(0)}, "
+          f"1 in {n_faces.count(1)}, 2+ in {sum(n >= 2 for n in n_faces)}")
+    tops = Counter(f["emotion"] for d in data.values() for f in d["faces"])
+    print("top class of the faces found: " + ", ".join(f"{c} {n}" for c, n in tops.most_common()))
+    labels = sorted({d["label"] for d in data.values()} & set(CLASSES))
+    print(f"{'rule':20} " + " ".join(f"{c[:8]:>8}" for c in labels) + f" {'mean AP':>8} {'mean P@20':>9}")
+    for name, rule in AGGREGATIONS.items():
+        aps, p20s = [], []
+        for c in labels:
+            scored = [(rule(d["faces"], c), d["label"] == c) for d in data.values()]
+            ranked = sorted(((s, hit) for s, hit in scored if s is not None), key=lambda t: -t[0])
+            positives = sum(hit for _, hit in scored)
+            hits, ap = 0, 0.0
+            for k, (_, hit) in enumerate(ranked, start=1):
+                if hit:
+                    hits += 1
+                    ap += hits / k
+            aps.append(ap / positives if positives else 0.0)
+            p20s.append(sum(hit for _, hit in ranked[:20]) / 20)
+        print(f"{name:20} " + " ".join(f"{a:8.3f}" for a in aps)
+              + f" {statistics.mean(aps):8.3f} {statistics.mean(p20s):9.3f}")
+    print("(AP per labelled emotion; photos a rule does not return count as misses)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--aggregation", type=Path, metavar="DEV_DIR",
+                    help="instead: compare photo-score rules on a labelled photo set (labels.csv + images/)")
+    ap.add_argument("--cache", type=Path, help="with --aggregation: keep/reuse the pipeline's results here")
     ap.add_argument("--photos", type=int, default=100_000)
     ap.add_argument("--faces", type=int, default=250_000)
     ap.add_argument("--runs", type=int, default=7)
@@ -140,6 +214,8 @@ def main() -> int:
     ap.add_argument("--analyze", action="store_true", help="run ANALYZE first (the default measures without)")
     ap.add_argument("--plans", action="store_true", help="print EXPLAIN QUERY PLAN for each query")
     args = ap.parse_args()
+    if args.aggregation:
+        return aggregation_report(args.aggregation, args.cache)
 
     tmp = None
     if args.db is None:
