@@ -62,6 +62,7 @@ GOOD = [
     ("last week", None, {"start": d(2024, 3, 4), "end": d(2024, 3, 11)}),          # Monday-first weeks
     ("last 30 days", None, {"start": d(2024, 2, 15), "end": d(2024, 3, 16)}),
     ("past 1 year", date(2024, 2, 29), {"start": d(2023, 3, 1), "end": d(2024, 3, 1)}),   # 366 days, leap day in
+    ("last 9999 years", None, {"start": None, "end": d(2024, 3, 16)}),
     ("last 1 month", date(2024, 3, 30), {"start": d(2024, 2, 29), "end": d(2024, 3, 31)}),  # clamped to Feb 29
     ("summer 2021", None, {"start": d(2021, 6), "end": d(2021, 9)}),
     ("winter 2021", None, {"start": d(2021, 12), "end": d(2022, 3)}),
@@ -128,6 +129,7 @@ BAD = [
     ("score:high", ["score:high", "between 0 and 1"]),
     ("score:1.5", ["between 0 and 1"]),
     ("path:", ["needs a value", "path:Trips"]),
+    ("last 0 days", ["at least 1"]),
 ]
 
 
@@ -175,3 +177,22 @@ def test_query_is_frozen_and_describes_itself() -> None:
 def test_default_today_is_the_real_today() -> None:
     q = parse("this year")
     assert q.start == datetime(date.today().year, 1, 1)
+
+
+def test_any_text_gives_a_query_or_a_query_error() -> None:
+    """Random mixes of known words, numbers, filters and junk never raise anything else."""
+    import random
+
+    from indexer.query.parse import KNOWN_WORDS
+
+    pieces = [*KNOWN_WORDS, "2019", "2020-02-29", "2019-13-01", "0", "99999", "3+", "year:", "faces:2+", "path:",
+              "score:0.5", "..", "-", "'", '"', "x:y", ",", "of", "the", "é", "2018..", "..2020", "between", "and"]
+    rnd = random.Random(1234)
+    for _ in range(3000):
+        text = " ".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 6)))
+        try:
+            q = parse(text, TODAY)
+        except QueryError as exc:
+            assert str(exc) and "\n" not in str(exc)
+        else:
+            assert q.start is None or q.end is None or q.start < q.end

@@ -312,13 +312,19 @@ class _Parser:
             return span
         if w in ("last", "past") and re.fullmatch(r"\d{1,4}", nxt or "") and self.peek(2) in RELATIVE_UNITS:
             n, unit = int(nxt), RELATIVE_UNITS[self.peek(2)]
+            if n < 1:
+                raise QueryError(f"{w} {nxt} {self.peek(2)}: the number must be at least 1")
             end = t + timedelta(days=1)
-            if unit == "day":
-                start = end - timedelta(days=n)
-            elif unit == "week":
-                start = end - timedelta(weeks=n)
-            else:
-                start = _add_months(end, -n * (12 if unit == "year" else 1))
+            try:
+                if unit == "day":
+                    start = end - timedelta(days=n)
+                elif unit == "week":
+                    start = end - timedelta(weeks=n)
+                else:
+                    start = _add_months(end, -n * (12 if unit == "year" else 1))
+            except (ValueError, OverflowError):  # before year 1: simply "ever"
+                start = date(MIN_YEAR, 1, 1)
+            start = max(start, date(MIN_YEAR, 1, 1))
             self.pos += 3
             return _Span(start, end)
         return None
