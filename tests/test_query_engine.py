@@ -153,8 +153,15 @@ def test_both_ranking_paths_agree_on_a_larger_library(engine, monkeypatch: pytes
             taken = None if i % 17 == 0 else datetime(2010 + i % 12, 1 + i % 12, 1 + i % 28)
             add_photo(s, f"/lib/{i:03d}.jpg", taken, faces, date_source="file" if i % 5 == 0 else "exif")
     queries = ["sad", "happy or surprised", "sad 2015-2018", "neutral faces:2+", "happy score:0.8", "surprise alone"]
-    few = {q: [(m.photo.path, m.score) for m in run(engine, q, limit=15)] for q in queries}
+    queries.append("")  # no emotion: newest first
+
+    def results(q: str, **kwargs) -> list[tuple]:
+        return [(m.photo.path, m.score, m.emotion, m.faces) for m in run(engine, q, limit=15, **kwargs)]
+
+    few = {q: results(q) for q in queries}
+    without_faces = {q: results(q, load_faces=False) for q in queries}
     monkeypatch.setattr(query_engine, "FEW_PHOTOS", 0)
-    streamed = {q: [(m.photo.path, m.score) for m in run(engine, q, limit=15)] for q in queries}
-    assert few == streamed
+    streamed = {q: results(q) for q in queries}
+    assert few == streamed == without_faces
     assert all(len(v) > 0 for v in few.values())
+    assert run(engine, "sad", load_faces=False)[0].face is None

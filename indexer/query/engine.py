@@ -185,32 +185,42 @@ def _best_face(faces: Sequence[Face], emotions: Sequence[str]) -> Face | None:
 
 
 def search(session: Session, query: Query, limit: int | None = 20, min_score: float | None = None,
-           exif_only: bool = False) -> list[Match]:
+           exif_only: bool = False, *, load_faces: bool = True) -> list[Match]:
     """Photos matching `query`, best first; only photos with status 'ok' are ever returned.
 
     `limit` None (or <= 0) returns every match; `min_score` (0..1) drops photos whose score is
     lower (with no emotion asked, the dominant face's probability); `exif_only` drops photos
-    dated by file time."""
+    dated by file time.  `load_faces=False` is for callers wanting many matches but not the
+    boxes (tagging a whole library): `photo.faces` is then not preloaded and `Match.face` is
+    None, which makes 40,000 matches about three times quicker."""
     if query.emotions:
         ids = _ranked_by_emotion(session, query, limit, min_score, exif_only)
     else:
         ids = [row[0] for row in session.execute(date_select(query, limit, min_score, exif_only))]
     by_id: dict[int, Photo] = {}
+    best: dict[int, tuple[str, float]] = {}  # photo id -> (emotion, score), when faces are not loaded
+    wanted = set(query.emotions)
     for i in range(0, len(ids), LOAD_CHUNK):
         chunk = ids[i:i + LOAD_CHUNK]
-        rows = session.scalars(select(Photo).where(Photo.id.in_(chunk)).options(selectinload(Photo.faces)))
-        by_id.update((p.id, p) for p in rows)
+        stmt = select(Photo).where(Photo.id.in_(chunk))
+        if load_faces:
+            stmt = stmt.options(selectinload(Photo.faces))
+        else:
+            faces = select(Face.photo_id, Face.emotion, Face.score).where(Face.photo_id.in_(chunk))
+            for pid, emotion, score in session.connection().execute(faces):
+                if (not wanted or emotion in wanted) and (pid not in best or score > best[pid][1]):
+                    best[pid] = (emotion, score)
+        by_id.update((p.id, p) for p in session.scalars(stmt))
     matches = []
     for pid in ids:
         photo = by_id[pid]
-        face = _best_face(photo.faces, query.emotions)
-        matches.append(Match(
-            photo=photo,
-            score=None if face is None else face.score,
-            emotion=None if face is None else face.emotion,
-            faces=photo.face_count,
-            face=face,
-        ))
+        if load_faces:
+            face = _best_face(photo.faces, query.emotions)
+            emotion, score = (face.emotion, face.score) if face is not None else (None, None)
+        else:
+            face = None
+            emotion, score = best.get(pid, (None, None))
+        matches.append(Match(photo=photo, score=score, emotion=emotion, faces=photo.face_count, face=face))
     return matches
 
 
