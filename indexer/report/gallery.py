@@ -32,9 +32,11 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 @dataclass(frozen=True)
 class Thumbnail:
-    uri: str     # data:image/jpeg;base64,...
-    width: int   # thumbnail pixels
+    uri: str          # data:image/jpeg;base64,...
+    width: int        # thumbnail pixels
     height: int
+    full_width: int   # the displayed photo's size, which boxes are measured in
+    full_height: int
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ def make_thumbnail(photo: Photo, long_side: int) -> Thumbnail | None:
     if not ok:
         return None
     h, w = decoded.image.shape[:2]
-    return Thumbnail("data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii"), w, h)
+    uri = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii")
+    return Thumbnail(uri, w, h, decoded.width, decoded.height)
 
 
 def _pct(value: float, total: float) -> str:
@@ -105,8 +108,8 @@ def _date(photo: Photo) -> str:
 def _card(match: Match, thumb: Thumbnail | None) -> str:
     photo = match.photo
     faces = list(photo.faces)
-    width = photo.width or (thumb.width if thumb else 4)
-    height = photo.height or (thumb.height if thumb else 3)
+    width = photo.width or (thumb.full_width if thumb else 4)
+    height = photo.height or (thumb.full_height if thumb else 3)
     name = Path(photo.path).name
     if thumb is not None:
         img = (f'<img src="{thumb.uri}" width="{thumb.width}" height="{thumb.height}" alt="{e(name)}" '
