@@ -177,7 +177,7 @@ class Watcher:
         self._fallback: str | None = None     # why live events are not trusted, once that happened
         self._rescan_at: float | None = None
         self._recheck_at = 0.0
-        self._last_work = time.monotonic()
+        self._release_at: float | None = None  # when idle worker processes are let go
         self._failures = 0
 
     # -- life cycle -------------------------------------------------------------------
@@ -220,12 +220,6 @@ class Watcher:
         except OSError as exc:
             self._observer = None
             self._fall_back(_watch_failure(exc), time.monotonic())
-        if self._observer is None:
-            kind = f"full rescans every {self.options.rescan:g}s"
-        elif self.options.poll:
-            kind = f"polling every {self.options.poll:g}s"
-        else:
-            kind = "inotify" if self._close_events else type(self._observer).__name__
         for root in self._roots:
             why = root_problem(self.indexer.engine, root.path)
             if why:
@@ -234,6 +228,12 @@ class Watcher:
                             root.path, why)
             else:
                 self._schedule(root)
+        if self._observer is None:
+            kind = f"full rescans every {self.options.rescan:g}s"
+        elif self.options.poll:
+            kind = f"polling every {self.options.poll:g}s"
+        else:
+            kind = "inotify" if self._close_events else type(self._observer).__name__
         log.info("watching %s with %s", ", ".join(r.path for r in self._roots), kind)
         active = [r.path for r in self._roots if r.paused is None]
         if active:
@@ -244,8 +244,10 @@ class Watcher:
         self.ready.set()
 
     def _schedule(self, root: _Root) -> None:
-        st = os.stat(root.path)
-        root.identity = (st.st_dev, st.st_ino)
+        root.identity = _identity(root.path)
+        if root.identity is None:
+            root.paused = "not found (unmounted drive?)"
+            return
         root.paused = None
         if self._observer is None:
             return
@@ -414,8 +416,8 @@ class Watcher:
         for entry in self._pending.values():
             # its own readiness, then the batch window (quiet everywhere, or waited max_delay already)
             due.append(max(self._due(entry), min(self._last_event + o.quiet, entry.first + o.max_delay)))
-        if self.indexer._pool is not None:  # noqa: SLF001 (only to know whether idle workers remain)
-            due.append(self._last_work + o.pool_idle)
+        if self._release_at is not None:
+            due.append(self._release_at)
         return min(due)
 
     def _due(self, entry: _File) -> float:
@@ -440,8 +442,9 @@ class Watcher:
         if self._rescan_at is not None and now >= self._rescan_at:
             self._rescan([r.path for r in self._roots if r.paused is None], "periodic rescan")
             self._rescan_at = time.monotonic() + self.options.rescan
-        if self.indexer._pool is not None and now - self._last_work >= self.options.pool_idle:  # noqa: SLF001
-            self.indexer.close()  # idle: give the worker processes' memory back
+        if self._release_at is not None and now >= self._release_at:
+            self._release_at = None
+            self.indexer.close()  # idle: give the worker processes' memory back (a no-op without any)
 
     def _fall_back(self, why: str, now: float, keep_observer: bool = False) -> None:
         """Live events cannot be trusted any more: rescan now and every `rescan` seconds, said once."""
@@ -563,7 +566,7 @@ class Watcher:
             log.error("batch failed (%s: %s); everything will be rescanned", type(exc).__name__, exc)
             self._rescan_roots.update(r.path for r in self._roots if r.paused is None)
             return
-        self._last_work = time.monotonic()
+        self._release_at = time.monotonic() + self.options.pool_idle
         if ops_due or files_due or rescan_due:
             self.totals.batches += 1
             self.totals.moved += moved
@@ -654,7 +657,7 @@ class Watcher:
         if not roots:
             return
         summary = self.indexer.scan(roots)
-        self._last_work = time.monotonic()
+        self._release_at = time.monotonic() + self.options.pool_idle
         if into is not None:
             _merge(into, summary)
             return

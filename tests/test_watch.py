@@ -223,6 +223,7 @@ def test_directory_rename_and_move_keep_results(start, engine, tmp_path: Path, f
     assert len(analysed) == 3
 
 
+@pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")  # watchdog re-watching the folder
 def test_folder_moved_in_out_and_back(start, engine, tmp_path: Path, faces: list[Path],  # noqa: ANN001
                                       analysed: list[str]) -> None:
     root, outside = tmp_path / "photos", tmp_path / "elsewhere" / "card"

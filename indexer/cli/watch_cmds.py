@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import warnings
 from pathlib import Path
 
 import click
@@ -62,6 +63,8 @@ def watch_cmd(app: AppContext, paths: tuple[Path, ...], poll: float | None, sett
         raise _no_roots(app, "watch")
     if app.verbosity == 0:
         logging.getLogger("indexer.watch").setLevel(logging.INFO)  # the daemon's one line per batch
+    # watchdog re-adding a watch for a folder moved back in: harmless, and its message is a screenful
+    warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
     options = WatchOptions(settle=settle, poll=poll, rescan=rescan, recheck=recheck)
     indexer = Indexer(app.engine, settings)
     try:
