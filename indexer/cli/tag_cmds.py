@@ -1,9 +1,166 @@
-"""Commands of one area; `register` adds them to the main group."""
+"""`tag`, `untag` and `digikam sync`: emotion tags where photo managers look for them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from indexer.cli.context import AppContext, MoodindexError
+
+
+def _min_score(app: AppContext, given: float | None) -> float:
+    from indexer.export.tags import DEFAULT_MIN_SCORE
+
+    if given is not None:
+        return given
+    return float(getattr(app.settings, "tag_min_score", DEFAULT_MIN_SCORE))
+
+
+def _check_prefix(prefix: str) -> str:
+    from indexer.export.tags import TagError, check_tag_text
+
+    try:
+        return check_tag_text(prefix, "--prefix")
+    except TagError as exc:
+        raise MoodindexError(str(exc), exit_code=2) from exc
+
+
+def _reporter(verbosity: int, dry_run: bool):  # noqa: ANN202 - a click-echoing callback
+    from indexer.export import xmp
+
+    def report(outcome: xmp.Outcome) -> None:
+        if not outcome.ok:
+            click.echo(f"{outcome.status}: {outcome.message}", err=True)
+        elif outcome.status in (xmp.WRITTEN, xmp.WOULD_WRITE, xmp.REMOVED) and verbosity >= 0:
+            changes = [f"+{a}" for a in outcome.added] + [f"-{r}" for r in outcome.removed]
+            click.echo(f"{outcome.status}: {outcome.target}" + (f"  ({', '.join(changes)})" if changes else ""))
+
+    return report
+
+
+def _finish(summary, what: str, app: AppContext) -> None:  # noqa: ANN001
+    if app.verbosity >= 0 or summary.failed:
+        click.echo(f"{what}: {summary.line()}", err=bool(summary.failed))
+    if summary.failed:
+        raise click.exceptions.Exit(1)
+
+
+def _photos(app: AppContext, query: str | None, min_score: float | None, untag: bool, sidecar_mode: bool):
+    from indexer.db.session import session_scope
+    from indexer.export.selection import SelectionError, photos_to_tag, photos_to_untag
+
+    try:
+        with session_scope(app.engine) as session:
+            if untag:
+                photos = photos_to_untag(session, query)
+            else:
+                photos = photos_to_tag(session, query, min_score=min_score, with_old_sidecars=sidecar_mode)
+            for p in photos:  # load faces inside the session
+                _ = list(p.faces)
+            session.expunge_all()
+            return photos
+    except SelectionError as exc:
+        raise MoodindexError(str(exc), exit_code=2) from exc
+
+
+def _exiftool():  # noqa: ANN202
+    from indexer.export.exiftool import ExifTool, ExifToolError
+
+    try:
+        return ExifTool()
+    except ExifToolError as exc:
+        raise MoodindexError(str(exc)) from exc
+
+
+@click.command("tag")
+@click.argument("query", required=False)
+@click.option("--sidecar", "mode", flag_value="sidecar", default=True,
+              help="Write NAME.EXT.xmp sidecars beside the photos [default].")
+@click.option("--in-file", "mode", flag_value="in-file",
+              help="Embed XMP (and IPTC Keywords) in JPEG, TIFF, PNG, WebP; RAW still gets a sidecar.")
+@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
+              help="A face makes a tag when its top emotion's probability reaches this [default: 0.5].")
+@click.option("--prefix", default="Emotion", show_default=True, help="Parent tag: Emotion|Happy, Emotion/Happy.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.pass_obj
+def tag_cmd(app: AppContext, query: str | None, mode: str, min_score: float | None, prefix: str,
+            dry_run: bool) -> None:
+    """Write emotion tags for digiKam, darktable, Lightroom into photo metadata.
+
+    QUERY selects photos (same language as `moodindex query`); without it every indexed photo
+    with faces is tagged.  Re-running is safe: only tags moodindex wrote are replaced."""
+    from indexer.export.tagging import tag_photos
+
+    prefix = _check_prefix(prefix)
+    score = _min_score(app, min_score)
+    photos = _photos(app, query, min_score, untag=False, sidecar_mode=(mode == "sidecar"))
+    with _exiftool() as et:
+        summary = tag_photos(photos, mode=mode, min_score=score, prefix=prefix, dry_run=dry_run,
+                             on_outcome=_reporter(app.verbosity, dry_run), exiftool=et)
+    _finish(summary, f"tag ({mode}{', dry run' if dry_run else ''})", app)
+
+
+@click.command("untag")
+@click.argument("query", required=False)
+@click.option("--sidecar", "mode", flag_value="sidecar", help="Only sidecars.")
+@click.option("--in-file", "mode", flag_value="in-file", help="Only tags embedded in the files.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.pass_obj
+def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: bool) -> None:
+    """Remove exactly the tags moodindex wrote (sidecars and files; a sidecar that moodindex
+    created and that holds nothing else is deleted).  Other tags are never touched."""
+    from indexer.export import xmp
+    from indexer.export.tagging import untag_photos
+
+    modes = (mode,) if mode else (xmp.SIDECAR, xmp.IN_FILE)
+    photos = _photos(app, query, None, untag=True, sidecar_mode=True)
+    with _exiftool() as et:
+        summary = untag_photos(photos, modes=modes, dry_run=dry_run, on_outcome=_reporter(app.verbosity, dry_run),
+                               exiftool=et)
+    _finish(summary, f"untag{' (dry run)' if dry_run else ''}", app)
+
+
+@click.group("digikam")
+def digikam_group() -> None:
+    """digiKam integration (see also plugins/digikam/)."""
+
+
+@digikam_group.command("sync")
+@click.option("--digikam-db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="digiKam's digikam4.db [default: from ~/.config/digikamrc, else ~/Pictures/digikam4.db].")
+@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
+              help="A face makes a tag when its top emotion's probability reaches this [default: 0.5].")
+@click.option("--prefix", default="Emotion", show_default=True, help="Parent tag in digiKam's tag tree.")
+@click.option("--remove", "remove_only", is_flag=True, help="Take back every tag assignment moodindex made.")
+@click.option("--dry-run", is_flag=True, help="Count what would change; write nothing (no backup either).")
+@click.pass_obj
+def digikam_sync_cmd(app: AppContext, digikam_db: Path | None, min_score: float | None, prefix: str,
+                     remove_only: bool, dry_run: bool) -> None:
+    """Write emotion tags into digiKam's database (digiKam must be closed; a backup is made first)."""
+    from indexer.db.session import session_scope
+    from indexer.export import digikam
+    from indexer.export.selection import photos_to_untag
+
+    prefix = _check_prefix(prefix)
+    score = _min_score(app, min_score)
+    db = digikam_db or digikam.default_database()
+    with session_scope(app.engine) as session:
+        photos = photos_to_untag(session)  # every indexed photo: faceless ones lose our old tags
+        try:
+            report = digikam.sync(db, photos, min_score=score, prefix=prefix, remove_only=remove_only,
+                                  dry_run=dry_run)
+        except digikam.DigikamError as exc:
+            raise MoodindexError(str(exc)) from exc
+    for root in report.unresolved_roots:
+        click.echo(f"warning: cannot locate digiKam album root {root}; its photos were not matched", err=True)
+    if app.verbosity >= 0:
+        click.echo(f"digikam sync{' (dry run)' if dry_run else ''}: {report.line()}")
+        if report.created_tags:
+            click.echo(f"created tags: {', '.join(report.created_tags)}")
 
 
 def register(group: click.Group) -> None:
-    """Nothing here yet."""
+    group.add_command(tag_cmd)
+    group.add_command(untag_cmd)
+    group.add_command(digikam_group)

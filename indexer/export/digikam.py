@@ -1,0 +1,288 @@
+"""Write emotion tags straight into digiKam's own SQLite database (digikam4.db).
+
+digiKam keeps tags in `Tags` (id, pid, name; top level has pid 0), the closure table `TagsTree`
+(kept by digiKam's `insert_tagstree` trigger; we add the rows ourselves if a database lacks it)
+and `ImageTags` (imageid, tagid).  Images are found by album root + `Albums.relativePath` +
+`Images.name`.  Which assignments are ours is recorded in digiKam's `ImageTagProperties` with
+property "moodindex", so a re-sync replaces only our old tags and `--remove` takes back exactly
+what we added; tags the user set by hand are never touched.
+
+Safety: refuses while a digiKam process runs (it caches tags in memory and would overwrite us),
+copies the database aside first (SQLite backup API, consistent even mid-WAL) and does all
+changes in one transaction.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from indexer.export.tagging import PhotoLike
+from indexer.export.tags import DEFAULT_MIN_SCORE, DEFAULT_PREFIX, check_tag_text, emotions_for_faces, label
+
+MARKER = "moodindex"
+REQUIRED_TABLES = ("AlbumRoots", "Albums", "Images", "Tags", "TagsTree", "ImageTags", "ImageTagProperties")
+IMAGE_VISIBLE = 1  # Images.status: 1 visible, 2 hidden, 3 trashed, 4 obsolete
+
+
+class DigikamError(RuntimeError):
+    """digiKam is running, the database is not digiKam's, or it could not be written."""
+
+
+@dataclass
+class SyncReport:
+    matched: int = 0
+    not_in_digikam: int = 0
+    added: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    created_tags: list[str] = field(default_factory=list)
+    unresolved_roots: list[str] = field(default_factory=list)
+    backup: Path | None = None
+    dry_run: bool = False
+
+    def line(self) -> str:
+        verb = "would add" if self.dry_run else "added"
+        text = (f"{self.matched} photos matched in digiKam ({self.not_in_digikam} not in digiKam); "
+                f"{verb} {self.added} tag assignments, {'would remove' if self.dry_run else 'removed'} "
+                f"{self.removed}, {self.unchanged} photos unchanged")
+        if self.backup:
+            text += f"; backup at {self.backup}"
+        return text
+
+
+# -- where digiKam is and whether it runs ------------------------------------------------------
+def digikam_running(proc: Path = Path("/proc")) -> list[int]:
+    """PIDs of running digiKam processes (by /proc/PID/comm or the executable's name)."""
+    pids = []
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode("utf-8", "replace")
+        except OSError:
+            continue
+        if comm.lower() == "digikam" or os.path.basename(argv0).lower() in ("digikam", "digikam.appimage"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def default_database(home: Path | None = None) -> Path:
+    """digiKam's database from ~/.config/digikamrc ([Database Settings] Database Name), else ~/Pictures."""
+    home = home or Path.home()
+    rc = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "digikamrc"
+    if rc.is_file():
+        parser = configparser.RawConfigParser(strict=False, interpolation=None)
+        try:
+            parser.read(rc, encoding="utf-8")
+            name = parser.get("Database Settings", "Database Name", fallback="")
+        except (configparser.Error, UnicodeDecodeError):
+            name = ""
+        if name:
+            path = Path(os.path.expanduser(name))
+            return path / "digikam4.db" if path.suffix != ".db" else path
+    return home / "Pictures" / "digikam4.db"
+
+
+# -- album roots -------------------------------------------------------------------------------
+def _mount_point_of(device: str, mounts: Path = Path("/proc/self/mounts")) -> str | None:
+    try:
+        for line in mounts.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and os.path.realpath(parts[0].replace("\\040", " ")) == device:
+                return parts[1].replace("\\040", " ")
+    except OSError:
+        return None
+    return None
+
+
+def resolve_album_root(identifier: str | None, specific_path: str | None) -> str | None:
+    """The absolute folder of an album root, from digiKam's identifier URL:
+    `volumeid:?path=/abs`, `volumeid:?uuid=U` (+ specificPath below that volume's mount point),
+    or `networkshareid:?mountpath=/mnt/x`."""
+    ident = identifier or ""
+    scheme, _, query = ident.partition(":?")
+    params = parse_qs(query)
+    specific = (specific_path or "").strip("/")
+    if scheme == "volumeid" and "path" in params:
+        return os.path.normpath(params["path"][0])
+    if scheme == "volumeid" and "uuid" in params:
+        dev = Path("/dev/disk/by-uuid") / params["uuid"][0]
+        mount = _mount_point_of(os.path.realpath(dev)) if dev.exists() else None
+        if mount:
+            return os.path.normpath(os.path.join(mount, specific))
+        fallback = "/" + specific  # a volume mounted at / (the usual single-disk case)
+        return fallback if os.path.isdir(fallback) else None
+    if scheme == "networkshareid" and "mountpath" in params:
+        for mount in params["mountpath"]:
+            if os.path.isdir(mount):
+                return os.path.normpath(mount)
+        return os.path.normpath(params["mountpath"][0])
+    return None
+
+
+# -- the sync ----------------------------------------------------------------------------------
+def _check_schema(conn: sqlite3.Connection, db: Path) -> None:
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = [t for t in REQUIRED_TABLES if t not in have]
+    if missing:
+        raise DigikamError(f"{db} is not a digiKam database (missing tables {', '.join(missing)})")
+
+
+def _image_index(conn: sqlite3.Connection, report: SyncReport) -> dict[str, int]:
+    roots: dict[int, str] = {}
+    for rid, ident, spath, rlabel in conn.execute("SELECT id, identifier, specificPath, label FROM AlbumRoots"):
+        path = resolve_album_root(ident, spath)
+        if path is None:
+            report.unresolved_roots.append(f"{rlabel or rid}: {ident} {spath or ''}".strip())
+        else:
+            roots[rid] = path
+    index: dict[str, int] = {}
+    rows = conn.execute(
+        "SELECT Images.id, Images.name, Albums.albumRoot, Albums.relativePath FROM Images "
+        "JOIN Albums ON Albums.id = Images.album WHERE Images.status = ?", (IMAGE_VISIBLE,))
+    for image_id, name, root_id, rel in rows:
+        if root_id in roots:
+            full = os.path.normpath(os.path.join(roots[root_id], (rel or "/").lstrip("/"), name))
+            index[full] = image_id
+    return index
+
+
+def _tag_id(conn: sqlite3.Connection, pid: int, name: str, create: bool, report: SyncReport) -> int | None:
+    row = conn.execute("SELECT id FROM Tags WHERE pid = ? AND name = ?", (pid, name)).fetchone()
+    if row:
+        return int(row[0])
+    if not create:
+        return None
+    cur = conn.execute("INSERT INTO Tags (pid, name) VALUES (?, ?)", (pid, name))
+    tag_id = int(cur.lastrowid)
+    # digiKam's insert_tagstree trigger does this; keep the closure table right without it too.
+    if not conn.execute("SELECT 1 FROM TagsTree WHERE id = ? AND pid = ?", (tag_id, pid)).fetchone():
+        conn.execute("INSERT OR IGNORE INTO TagsTree (id, pid) VALUES (?, ?)", (tag_id, pid))
+        conn.execute("INSERT OR IGNORE INTO TagsTree (id, pid) SELECT ?, pid FROM TagsTree WHERE id = ?",
+                     (tag_id, pid))
+    report.created_tags.append(name)
+    return tag_id
+
+
+def backup_database(db: Path) -> Path:
+    """A consistent copy beside the database, readable by its owner only."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    dest = db.with_name(f"{db.name}.moodindex-backup-{stamp}")
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = db.with_name(f"{db.name}.moodindex-backup-{stamp}-{n}")
+    fd = os.open(dest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+    src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    dst = sqlite3.connect(dest)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return dest
+
+
+def sync(db: Path, photos: Iterable[PhotoLike], *, min_score: float = DEFAULT_MIN_SCORE,
+         prefix: str = DEFAULT_PREFIX, remove_only: bool = False, dry_run: bool = False,
+         running: Callable[[], Sequence[int]] = digikam_running) -> SyncReport:
+    """Make digiKam's tags for our photos match their faces (or, with remove_only, take ours back)."""
+    prefix = check_tag_text(prefix, "prefix")
+    db = Path(db).expanduser()
+    if not db.is_file():
+        raise DigikamError(f"digiKam database not found at {db} (give --digikam-db PATH)")
+    pids = running()
+    if pids:
+        raise DigikamError(f"digiKam is running (pid {', '.join(map(str, pids))}); close it first, "
+                           "it keeps tags in memory and would overwrite the database")
+    report = SyncReport(dry_run=dry_run)
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode={'ro' if dry_run else 'rw'}", uri=True, timeout=5,
+                               isolation_level=None)
+    except sqlite3.Error as exc:
+        raise DigikamError(f"cannot open {db}: {exc}") from exc
+    try:
+        _check_schema(conn, db)
+        if not dry_run:
+            report.backup = backup_database(db)
+            conn.execute("BEGIN IMMEDIATE")
+        _sync_rows(conn, photos, min_score, prefix, remove_only, dry_run, report)
+        if not dry_run:
+            conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise DigikamError(f"{db}: {exc}; nothing was changed") from exc
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    return report
+
+
+def _sync_rows(conn: sqlite3.Connection, photos: Iterable[PhotoLike], min_score: float, prefix: str,
+               remove_only: bool, dry_run: bool, report: SyncReport) -> None:
+    index = _image_index(conn, report)
+    # every assignment we made earlier, whatever prefix or model produced it
+    ours: dict[int, set[int]] = {}
+    for image_id, tag_id in conn.execute(
+            "SELECT P.imageid, P.tagid FROM ImageTagProperties P JOIN ImageTags T "
+            "ON T.imageid = P.imageid AND T.tagid = P.tagid WHERE P.property = ?", (MARKER,)):
+        ours.setdefault(image_id, set()).add(tag_id)
+    parent = None if remove_only else _tag_id(conn, 0, prefix, not dry_run, report)
+    label_ids: dict[str, int | None] = {}
+    wanted_by_image: dict[int, set[int]] = {}
+    visited: set[int] = set()
+    for photo in photos:
+        image_id = index.get(os.path.normpath(photo.path))
+        if image_id is None:
+            report.not_in_digikam += 1
+            continue
+        report.matched += 1
+        visited.add(image_id)
+        want: set[int] = set()
+        if not remove_only:
+            for emotion in emotions_for_faces(photo.faces, min_score):
+                name = label(emotion)
+                if name not in label_ids:
+                    label_ids[name] = (_tag_id(conn, parent, name, not dry_run, report)
+                                       if parent is not None else None)
+                    if label_ids[name] is None:  # dry run, tag not yet there
+                        label_ids[name] = -len(label_ids)
+                want.add(label_ids[name])  # type: ignore[arg-type]
+        wanted_by_image[image_id] = want
+    targets = visited | set(ours) if remove_only else visited
+    for image_id in sorted(targets):
+        want = wanted_by_image.get(image_id, set())
+        present = {r[0] for r in conn.execute("SELECT tagid FROM ImageTags WHERE imageid = ?", (image_id,))}
+        mine = ours.get(image_id, set())
+        to_add = sorted(t for t in want if t not in present)
+        to_remove = sorted(t for t in mine if t not in want)
+        if not to_add and not to_remove:
+            report.unchanged += 1
+            continue
+        report.added += len(to_add)
+        report.removed += len(to_remove)
+        if dry_run:
+            continue
+        for tag_id in to_add:
+            conn.execute("INSERT INTO ImageTags (imageid, tagid) VALUES (?, ?)", (image_id, tag_id))
+            conn.execute("DELETE FROM ImageTagProperties WHERE imageid = ? AND tagid = ? AND property = ?",
+                         (image_id, tag_id, MARKER))  # a stale marker left after the user removed the tag
+            conn.execute("INSERT INTO ImageTagProperties (imageid, tagid, property, value) VALUES (?, ?, ?, ?)",
+                         (image_id, tag_id, MARKER, "1"))
+        for tag_id in to_remove:
+            conn.execute("DELETE FROM ImageTags WHERE imageid = ? AND tagid = ?", (image_id, tag_id))
+            conn.execute("DELETE FROM ImageTagProperties WHERE imageid = ? AND tagid = ? AND property = ?",
+                         (image_id, tag_id, MARKER))
