@@ -33,11 +33,11 @@ def is_photo_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in SUPPORTED_EXTENSIONS
 
 
-def _load_ignore(directory: str, problems: WalkProblems) -> pathspec.PathSpec | None:
+def _load_ignore(directory: str, problems: WalkProblems) -> pathspec.GitIgnoreSpec | None:
     path = os.path.join(directory, IGNORE_FILE)
     try:
         with open(path, encoding="utf-8") as f:
-            return pathspec.PathSpec.from_lines("gitwildmatch", f)
+            return pathspec.GitIgnoreSpec.from_lines(f)
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -49,7 +49,7 @@ def walk_photos(root: str, problems: WalkProblems) -> Iterator[tuple[str, os.sta
     """Yield (absolute path, stat) for every photo below `root` (a folder)."""
     visited: set[tuple[int, int]] = set()
     # stack of (directory, [(ignore base dir, spec), ...] in force there)
-    stack: list[tuple[str, list[tuple[str, pathspec.PathSpec]]]] = [(root, [])]
+    stack: list[tuple[str, list[tuple[str, pathspec.GitIgnoreSpec]]]] = [(root, [])]
     while stack:
         directory, specs = stack.pop()
         try:
@@ -92,7 +92,7 @@ def walk_photos(root: str, problems: WalkProblems) -> Iterator[tuple[str, os.sta
         stack.extend((d, specs) for d in sorted(subdirs, reverse=True))
 
 
-def _ignored(path: str, is_dir: bool, specs: list[tuple[str, pathspec.PathSpec]]) -> bool:
+def _ignored(path: str, is_dir: bool, specs: list[tuple[str, pathspec.GitIgnoreSpec]]) -> bool:
     for base, spec in specs:
         rel = Path(os.path.relpath(path, base)).as_posix() + ("/" if is_dir else "")
         if spec.match_file(rel):

@@ -66,3 +66,25 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("MOODINDEX_DB", raising=False)
     monkeypatch.delenv("MOODINDEX_CONFIG", raising=False)
+
+
+@pytest.fixture()
+def run_cli(db_path: Path):
+    """Invoke `moodindex --db <temp index> ARGS...` in-process; returns click's Result."""
+    from click.testing import CliRunner
+
+    from indexer.cli import main
+
+    def run(*args: str, input: str | None = None):
+        return CliRunner().invoke(main, ["--db", str(db_path), *map(str, args)], input=input,
+                                  catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture()
+def yunet_installed(yunet_onnx: Path) -> Path:
+    """YuNet installed in the (isolated) user data dir, so `--detector auto` picks it."""
+    from indexer.vision.detector_install import add_yunet
+
+    return add_yunet(yunet_onnx)

@@ -228,9 +228,6 @@ def test_readers_in_other_processes_never_see_database_locked(daemons, tmp_path:
     assert "locked" not in result["watch_log"]
 
 
-@pytest.mark.xfail(reason="session_scope() opens DEFERRED transactions: one that reads, then writes fails at once "
-                          "with 'database is locked' (SQLITE_BUSY_SNAPSHOT) when the watcher committed in between; "
-                          "fix: BEGIN IMMEDIATE for write transactions in indexer/db/session.py", strict=False)
 def test_read_then_write_transactions_beside_the_watcher_never_see_database_locked(
         daemons, tmp_path: Path, many_faces: list[Path], db_path: Path) -> None:  # noqa: ANN001
     result = _concurrent(daemons, tmp_path, many_faces, db_path, "write")

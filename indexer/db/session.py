@@ -46,8 +46,10 @@ def make_engine(db_path: Path) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:  # noqa: ANN001
-        # IMMEDIATE would serialise readers too; DEFERRED + busy_timeout is enough with WAL.
-        conn.exec_driver_sql("BEGIN")
+        # Readers: DEFERRED (never block, WAL).  Writers: IMMEDIATE, so a read-then-write
+        # transaction waits (busy_timeout) for the write lock instead of failing with
+        # "database is locked" when another process committed in between.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
     return engine
 
@@ -90,6 +92,7 @@ def open_db(db_path: Path | str, migrate: bool = True) -> Engine:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: committed on success, rolled back on any error."""
+    """One write transaction: committed on success, rolled back on any error."""
     with sessionmaker(engine, expire_on_commit=False)() as session, session.begin():
+        session.connection(execution_options={"write": True})  # BEGIN IMMEDIATE
         yield session

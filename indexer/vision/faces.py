@@ -79,17 +79,22 @@ class HaarDetector:
         self._min_neighbors = min_neighbors
         self.version = f"haar-frontalface-default/opencv-{cv2.__version__}"
 
+    # The cascade's cost grows with pixels / min size^2: run it on a smaller copy.
+    long_side = 800
+
     def detect(self, image: np.ndarray, min_face: int) -> list[Detection]:
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        gray = cv2.equalizeHist(gray)
+        f = min(1.0, self.long_side / max(gray.shape[:2]))
+        small = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else gray
+        small = cv2.equalizeHist(small)
+        side = max(20, round(min_face * f))
         boxes, _levels, weights = self._cascade.detectMultiScale3(
-            gray, scaleFactor=1.1, minNeighbors=self._min_neighbors, minSize=(min_face, min_face),
-            outputRejectLevels=True)
+            small, scaleFactor=1.1, minNeighbors=self._min_neighbors, minSize=(side, side), outputRejectLevels=True)
         dets = []
         for box, weight in zip(boxes, np.asarray(weights).flatten(), strict=True):
             # level weight: ~1-2 for weak hits, 5+ for clear faces; squash to 0..1
             conf = float(1.0 / (1.0 + np.exp(-(float(weight) - 2.0))))
-            dets.append(Detection(tuple(float(v) for v in box), conf))
+            dets.append(Detection(tuple(float(v) / f for v in box), conf))
         return [d for d in _nms(dets) if plausible(d.box, gray.shape, min_face) and d.confidence >= 0.5]
 
 

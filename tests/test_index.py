@@ -1,0 +1,260 @@
+"""`moodindex index` end to end on real files: incremental, moves, deletes, bad input, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from indexer.db.models import Face, Photo
+from indexer.db.session import open_db
+from tests.photo_factory import background, compose, dev_faces, write_photo
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
+
+
+@pytest.fixture()
+def library(tmp_path: Path, dev_faces_dir: Path, yunet_installed: Path) -> Path:
+    """A small photo library with good photos, bad files, hidden and ignored ones."""
+    lib = tmp_path / "Pictures"
+    happy = dev_faces(dev_faces_dir, "happy", 3)
+    sad = dev_faces(dev_faces_dir, "sad", 2)
+    img, _ = compose(happy[:2], seed=1)
+    write_photo(lib / "2019" / "party.jpg", img, taken=datetime(2019, 7, 14, 18, 3, 22), offset="+02:00")
+    img, _ = compose(sad[:1], seed=2)
+    write_photo(lib / "2019" / "rain.jpg", img, taken=datetime(2019, 11, 2, 9, 0, 0))
+    img, _ = compose([happy[2]], seed=3)
+    write_photo(lib / "2021" / "beach.png", img)  # no EXIF date: file time, estimated
+    write_photo(lib / "2021" / "landscape.jpg", background(1600, 1200, seed=4), taken=datetime(2021, 6, 1, 12))
+    bad = lib / "bad"
+    bad.mkdir()
+    (bad / "empty.jpg").write_bytes(b"")
+    (bad / "notes.jpg").write_text("not a photo")
+    (bad / "half.jpg").write_bytes((lib / "2019" / "rain.jpg").read_bytes()[:20_000])
+    os.symlink(bad / "loop.jpg", bad / "loop.jpg")  # a symlink pointing at itself
+    write_photo(lib / ".hidden" / "secret.jpg", background(200, 200))
+    write_photo(lib / "exports" / "copy.jpg", background(200, 200))
+    (lib / ".moodignore").write_text("exports/\n")
+    (lib / "notes.txt").write_text("not a photo extension: ignored")
+    return lib
+
+
+def _summary(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _rows(db_path: Path) -> dict[str, Photo]:
+    engine = open_db(db_path)
+    with Session(engine) as s:
+        rows = {p.path: p for p in s.scalars(select(Photo))}
+        for p in rows.values():
+            _ = p.faces
+    engine.dispose()
+    return rows
+
+
+def test_index_library_records_everything(run_cli, library, db_path):
+    summary = _summary(run_cli("index", library, "--workers", "1", "--format", "json"))
+    assert summary["new"] == 4
+    assert summary["failed"] == 3  # empty, text, truncated
+    assert summary["faces"] >= 4
+    assert any("loop.jpg" in p for p, _ in summary["problems"])
+    rows = _rows(db_path)
+    assert not any("secret" in p or "exports" in p for p in rows)  # hidden and .moodignore'd
+    party = rows[str(library / "2019" / "party.jpg")]
+    assert party.status == "ok" and party.face_count == 2
+    assert (party.taken_at, party.date_source, party.utc_offset_min) == (datetime(2019, 7, 14, 18, 3, 22), "exif", 120)
+    assert (party.width, party.height) == (2400, 1800)
+    assert party.detector.startswith("yunet") and party.model_version.startswith("moodindex-fer")
+    for face in party.faces:
+        assert sum(face.scores().values()) == pytest.approx(1.0, abs=1e-3)
+        assert face.emotion == max(face.scores(), key=face.scores().get)
+    beach = rows[str(library / "2021" / "beach.png")]
+    assert beach.date_source == "file"
+    assert rows[str(library / "2021" / "landscape.jpg")].face_count == 0
+    reasons = {Path(p).name: r.error for p, r in rows.items() if r.status == "error"}
+    assert "empty" in reasons["empty.jpg"]
+    assert "not an image" in reasons["notes.jpg"]
+    assert "truncated" in reasons["half.jpg"]
+
+
+def test_boxes_are_where_the_faces_are(run_cli, tmp_path, dev_faces_dir, db_path, yunet_installed):
+    faces = dev_faces(dev_faces_dir, "neutral", 3)
+    img, truth = compose(faces, size=(4000, 3000), face_px=500, seed=5)
+    path = write_photo(tmp_path / "lib" / "three.jpg", img)
+    _summary(run_cli("index", path.parent, "--format", "json"))
+    got = [(f.x, f.y, f.w, f.h) for f in _rows(db_path)[str(path)].faces]
+    assert len(got) == 3
+    for box in truth:
+        assert max(_iou(box, g) for g in got) > 0.5
+
+
+def test_rerun_skips_unchanged_without_loading_models(run_cli, library, monkeypatch):
+    _summary(run_cli("index", library, "--format", "json"))
+
+    def no_models(*a, **k):
+        raise AssertionError("an unchanged library must not load any model")
+
+    monkeypatch.setattr("indexer.pipeline.Analyzer.__init__", no_models)
+    summary = _summary(run_cli("index", library, "--format", "json"))
+    assert summary["new"] == summary["changed"] == summary["failed"] == 0
+    assert summary["unchanged"] == 7
+
+
+def test_moved_and_renamed_files_keep_results(run_cli, library, db_path, monkeypatch):
+    _summary(run_cli("index", library, "--format", "json"))
+    before = _rows(db_path)[str(library / "2019" / "party.jpg")]
+    (library / "albums").mkdir()
+    shutil.move(library / "2019" / "party.jpg", library / "albums" / "best party.jpg")
+    monkeypatch.setattr("indexer.pipeline.Analyzer.__init__", lambda *a, **k: pytest.fail("moves run no model"))
+    summary = _summary(run_cli("index", library, "--format", "json"))
+    assert summary["moved"] == 1 and summary["deleted"] == 0 and summary["new"] == 0
+    rows = _rows(db_path)
+    after = rows[str(library / "albums" / "best party.jpg")]
+    assert after.id == before.id and after.face_count == 2
+    assert str(library / "2019" / "party.jpg") not in rows
+
+
+def test_deleted_files_leave_the_index(run_cli, library, db_path):
+    _summary(run_cli("index", library, "--format", "json"))
+    (library / "2019" / "rain.jpg").unlink()
+    summary = _summary(run_cli("index", library, "--format", "json"))
+    assert summary["deleted"] == 1
+    listed = run_cli("list", "--format", "paths").stdout.splitlines()
+    assert str(library / "2019" / "rain.jpg") not in listed
+    assert str(library / "2019" / "party.jpg") in listed
+
+
+def test_missing_root_never_empties_the_index(run_cli, library, db_path, tmp_path):
+    _summary(run_cli("index", library, "--format", "json"))
+    n = len(run_cli("list").stdout.splitlines())
+    library.rename(tmp_path / "unplugged")
+    summary = _summary(run_cli("index", library, "--format", "json"))
+    assert summary["deleted"] == 0 and summary["unreachable_roots"]
+    assert len(run_cli("list").stdout.splitlines()) == n
+    library.mkdir()  # an empty mount point
+    summary = _summary(run_cli("index", library, "--format", "json"))
+    assert summary["deleted"] == 0 and "empty" in summary["unreachable_roots"][0]
+    assert len(run_cli("list").stdout.splitlines()) == n
+
+
+def test_changed_file_is_reanalysed_and_force_redoes_all(run_cli, library):
+    _summary(run_cli("index", library, "--format", "json"))
+    p = library / "2021" / "landscape.jpg"
+    write_photo(p, background(1600, 1200, seed=9), taken=datetime(2021, 6, 2, 12))
+    summary = _summary(run_cli("index", library, "--format", "json"))
+    assert summary["changed"] == 1 and summary["unchanged"] == 6
+    summary = _summary(run_cli("index", library, "--force", "--format", "json"))
+    assert summary["changed"] + summary["failed"] == 7
+
+
+def test_two_worker_processes(run_cli, library, db_path):
+    summary = _summary(run_cli("index", library, "--workers", "2", "--format", "json"))
+    assert summary["new"] == 4 and summary["failed"] == 3
+
+
+def test_interrupted_run_resumes(run_cli, library, db_path, monkeypatch):
+    import indexer.scan as scan
+
+    calls = {"n": 0}
+    real_store = scan.Indexer._store
+
+    def store_then_interrupt(self, results, roots):
+        real_store(self, results, roots)
+        calls["n"] += 1
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scan, "BATCH_SIZE", 2)
+    monkeypatch.setattr(scan.Indexer, "_store", store_then_interrupt)
+    result = run_cli("index", library, "--workers", "1")
+    assert result.exit_code == 130 and "resume" in result.stderr
+    monkeypatch.setattr(scan.Indexer, "_store", real_store)
+    done_before = len(_rows(db_path))
+    assert 0 < done_before < 7
+    summary = _summary(run_cli("index", library, "--format", "json"))
+    assert summary["unchanged"] == done_before
+    assert summary["new"] + summary["failed"] == 7 - done_before
+
+
+def test_a_photo_is_stored_whole_or_not_at_all(run_cli, library, db_path, monkeypatch):
+    import indexer.scan as scan
+
+    real_face = scan.Face
+
+    def exploding_face(**kw):
+        if kw["idx"] == 1:
+            raise RuntimeError("disk full")
+        return real_face(**kw)
+
+    monkeypatch.setattr(scan, "Face", exploding_face)
+    result = run_cli("index", library / "2019", "--workers", "1")
+    assert result.exit_code == 1 and "internal error" in result.stderr
+    engine = open_db(db_path)
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Photo)) == 0
+        assert s.scalar(select(func.count()).select_from(Face)) == 0
+    engine.dispose()
+
+
+def test_show_status_errors_list(run_cli, library, db_path):
+    _summary(run_cli("index", library, "--format", "json"))
+    shown = json.loads(run_cli("show", library / "2019" / "party.jpg", "--format", "json").stdout)
+    assert shown["faces"] == 2 and len(shown["face_details"]) == 2 and shown["date_source"] == "exif"
+    assert "face 0" in run_cli("show", library / "2019" / "party.jpg").stdout
+    missing = run_cli("show", library / "nope.jpg")
+    assert missing.exit_code == 1 and "not in the index" in missing.stderr
+    status = json.loads(run_cli("status", "--format", "json").stdout)
+    assert {"photos", "faces", "errors", "db", "detector", "model", "last_run"} <= status.keys()
+    assert status["photos"] == 4 and status["errors"] == 3
+    assert status["detector"]["in_use"] == "yunet"
+    errors = json.loads(run_cli("errors", "--format", "json").stdout)
+    assert {Path(e["path"]).name for e in errors} >= {"empty.jpg", "notes.jpg", "half.jpg", "loop.jpg"}
+    assert all(e["error"] for e in errors)
+    listed = json.loads(run_cli("list", "--format", "json").stdout)
+    assert len(listed) == 4 and all(item["status"] == "ok" for item in listed)
+
+
+def test_classify_does_not_touch_the_index(run_cli, library, db_path):
+    result = run_cli("classify", library / "2019" / "party.jpg", library / "bad" / "notes.jpg",
+                     library / "nope.jpg", "--format", "json")
+    assert result.exit_code == 0
+    out = json.loads(result.stdout)
+    assert len(out[0]["faces"]) == 2 and out[0]["error"] is None
+    face = out[0]["faces"][0]
+    assert set(face) >= {"box", "confidence", "emotion", "scores"} and len(face["scores"]) == 7
+    assert "not an image" in out[1]["error"] and out[2]["error"] == "no such file"
+    assert not db_path.exists()
+
+
+def test_usage_errors_are_one_line(run_cli, tmp_path):
+    result = run_cli("index")
+    assert result.exit_code == 2 and "no folders given" in result.stderr
+    (tmp_path / "cfg.toml").write_text("detector = 'magic'\n")
+    result = run_cli("--config", tmp_path / "cfg.toml", "status")
+    assert result.exit_code == 2 and "detector must be" in result.stderr and "Traceback" not in result.output
+
+
+def test_haar_works_with_zero_downloads(run_cli, tmp_path, dev_faces_dir, db_path):
+    faces = dev_faces(dev_faces_dir, "happy", 1)
+    img, truth = compose(faces, size=(2400, 1800), face_px=600, seed=7)
+    path = write_photo(tmp_path / "lib" / "one.jpg", img)
+    status = json.loads(run_cli("status", "--format", "json").stdout)
+    assert status["detector"]["in_use"] == "haar" and "models fetch yunet" in status["detector"]["hint"]
+    _summary(run_cli("index", path.parent, "--format", "json"))
+    row = _rows(db_path)[str(path)]
+    assert row.detector.startswith("haar") and row.face_count >= 1  # Haar may add a false face
+    assert max(_iou(truth[0], (f.x, f.y, f.w, f.h)) for f in row.faces) > 0.5
