@@ -194,13 +194,13 @@ def backup_database(db: Path) -> Path:
 
 def sync(db: Path, photos: Iterable[PhotoLike], *, min_score: float = DEFAULT_MIN_SCORE,
          prefix: str = DEFAULT_PREFIX, remove_only: bool = False, dry_run: bool = False,
-         running: Callable[[], Sequence[int]] = digikam_running) -> SyncReport:
+         running: Callable[[], Sequence[int]] | None = None) -> SyncReport:
     """Make digiKam's tags for our photos match their faces (or, with remove_only, take ours back)."""
     prefix = check_tag_text(prefix, "prefix")
     db = Path(db).expanduser()
     if not db.is_file():
         raise DigikamError(f"digiKam database not found at {db} (give --digikam-db PATH)")
-    pids = running()
+    pids = (running or digikam_running)()
     if pids:
         raise DigikamError(f"digiKam is running (pid {', '.join(map(str, pids))}); close it first, "
                            "it keeps tags in memory and would overwrite the database")
