@@ -121,6 +121,55 @@ def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: boo
     _finish(summary, f"untag{' (dry run)' if dry_run else ''}", app)
 
 
+@click.command("tag-file")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Copy FILE here first and tag the copy (digiKam's Batch Queue Manager: $OUTPUT).")
+@click.option("--sidecar", "mode", flag_value="sidecar", help="Write FILE.xmp instead of embedding.")
+@click.option("--in-file", "mode", flag_value="in-file", default=True, help="Embed the tags [default].")
+@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
+              help="A face makes a tag when its top emotion's probability reaches this [default: 0.5].")
+@click.option("--prefix", default="Emotion", show_default=True, help="Parent tag.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.pass_obj
+def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, min_score: float | None,
+                 prefix: str, dry_run: bool) -> None:
+    """Analyse one FILE (no index needed) and tag it, or a copy of it at --output."""
+    import shutil
+
+    from indexer.export import xmp
+    from indexer.export.tags import emotions_for_faces
+    from indexer.pipeline import Analyzer
+
+    prefix = _check_prefix(prefix)
+    score = _min_score(app, min_score)
+    st = app.settings
+    try:
+        result = Analyzer(st.detector, st.model, st.threads, st.max_pixels).analyze(file)
+    except Exception as exc:  # model or detector missing: one clear line
+        raise MoodindexError(f"cannot analyse {file}: {exc}") from exc
+    if result.status != "ok":
+        raise MoodindexError(f"cannot analyse {file}: {result.error}")
+    target = file.absolute()
+    if output is not None:
+        target = output.absolute()
+        if not dry_run and target != file.absolute():
+            try:
+                shutil.copy2(file, target)
+            except OSError as exc:
+                raise MoodindexError(f"cannot copy {file} to {target}: {exc.strerror or exc}") from exc
+    if mode == "in-file" and xmp.mode_for(target, mode) != xmp.IN_FILE:
+        raise MoodindexError(f"{target.name}: tags cannot be embedded in this format; use --sidecar")
+    emotions = emotions_for_faces(result.faces, score)
+    with _exiftool() as et:
+        outcome = xmp.apply(et, target, target.parent, emotions, mode=mode, prefix=prefix, dry_run=dry_run)
+    _reporter(app.verbosity, dry_run)(outcome)
+    if not outcome.ok:
+        raise click.exceptions.Exit(1)
+    if app.verbosity >= 0 and outcome.status == xmp.UNCHANGED:
+        click.echo(f"unchanged: {outcome.target} ({', '.join(emotions) or 'no emotion above the threshold'})")
+
+
 @click.group("digikam")
 def digikam_group() -> None:
     """digiKam integration (see also plugins/digikam/)."""
@@ -163,4 +212,5 @@ def digikam_sync_cmd(app: AppContext, digikam_db: Path | None, min_score: float 
 def register(group: click.Group) -> None:
     group.add_command(tag_cmd)
     group.add_command(untag_cmd)
+    group.add_command(tag_file_cmd)
     group.add_command(digikam_group)
