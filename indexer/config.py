@@ -9,6 +9,7 @@ The TOML file (default `<user config dir>/moodindex/config.toml`) may hold:
     threads = 1              # LiteRT threads per worker
     min_face = 40            # smallest face side, in displayed pixels, worth analysing
     max_pixels = 200000000   # decompression-bomb guard
+    tag_min_score = 0.5      # a face's top emotion makes a tag from this probability on
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Settings:
     min_face: int = 40
     max_pixels: int = 200_000_000
     model: Path | None = None
+    tag_min_score: float = 0.5
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Apply CLI flags; None means "not given"."""
@@ -76,6 +78,10 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         return value
+    if name == "tag_min_score":
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ConfigError(f"tag_min_score must be a number from 0 to 1, got {value!r}")
+        return float(value)
     if name == "detector":
         if value not in ("auto", "yunet", "haar"):
             raise ConfigError(f"detector must be auto, yunet or haar, got {value!r}")

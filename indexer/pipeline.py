@@ -14,17 +14,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
 from indexer.vision.crop import CLASSES, crop_faces
+from indexer.vision.faces import Detection
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 2 << 30  # 2 GiB: no photo is bigger; refusing protects a worker's memory
 # Smallest face worth classifying, in analysis pixels (the model's input is 48 px).
 MIN_FACE_ANALYSIS_PX = 24
+# Detectors run on a smaller copy: a face worth classifying (>= 150 px in a 12 MP photo) is
+# still >= 30 px there, and detection cost falls with the square of the size.
+DETECT_LONG_SIDE = 800
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ class Analyzer:
     def __init__(self, detector_name: str = "auto", model_path: Path | None = None, threads: int = 1,
                  max_pixels: int = 200_000_000, min_face: int = MIN_FACE_ANALYSIS_PX) -> None:
         from indexer.vision.emotion import EmotionModel
-        from indexer.vision.faces import make_detector
+        from indexer.vision.faces import make_detector  # noqa: I001 (loads OpenCV data lazily)
 
         self.detector = make_detector(detector_name)
         self.model = EmotionModel(model_path, threads=threads)
@@ -132,7 +137,10 @@ class Analyzer:
 
     def faces_in(self, image: np.ndarray, scale: float = 1.0) -> tuple[FaceResult, ...]:
         """Detect, crop the way the model was trained, classify in one batch."""
-        detections = self.detector.detect(image, self.min_face)
+        f = min(1.0, DETECT_LONG_SIDE / max(image.shape[:2]))
+        small = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else image
+        detections = [Detection(tuple(v / f for v in d.box), d.confidence)
+                      for d in self.detector.detect(small, max(12, round(self.min_face * f)))]
         if not detections:
             return ()
         crops = crop_faces(image, [d.box for d in detections])

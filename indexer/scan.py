@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, func, or_, select
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from indexer.config import Settings
@@ -309,38 +309,70 @@ class Indexer:
     def _results(self, paths: list[str]):  # noqa: ANN202
         """Yield PhotoResults as they finish: in-process for one worker or a handful of files."""
         workers = max(1, min(self.settings.workers, len(paths)))
-        if workers == 1 or len(paths) < 4:
-            if self._analyzer is None:
-                from indexer.pipeline import Analyzer
+        if self._analyzer is None:  # also checks, here and clearly, that the model and detector load
+            from indexer.pipeline import Analyzer
 
-                st = self.settings
-                self._analyzer = Analyzer(st.detector, st.model, st.threads, st.max_pixels)
+            st = self.settings
+            self._analyzer = Analyzer(st.detector, st.model, st.threads, st.max_pixels)
+        if workers == 1 or len(paths) < 4:
             for p in paths:
                 if self.stop.is_set():
                     return
                 yield self._analyzer.analyze(p)
             return
-        if self._pool is None:
-            ctx = multiprocessing.get_context("spawn")
-            self._pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                                initargs=(self.settings,))
-        pending: set[cf.Future] = set()
+        pending: dict[cf.Future, str] = {}
         queue = iter(paths)
         try:
             while True:
+                if self._pool is None:
+                    ctx = multiprocessing.get_context("spawn")
+                    self._pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                                        initargs=(self.settings,))
                 while len(pending) < workers * 4 and not self.stop.is_set():
                     nxt = next(queue, None)
                     if nxt is None:
                         break
-                    pending.add(self._pool.submit(_analyze_in_worker, nxt))
+                    pending[self._pool.submit(_analyze_in_worker, nxt)] = nxt
                 if not pending:
                     return
-                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 for fut in done:
-                    yield fut.result()
+                    path = pending.pop(fut)
+                    try:
+                        yield fut.result()
+                    except cf.process.BrokenProcessPool:
+                        yield from self._after_crash(path, pending)
+                        break
         finally:
             for fut in pending:
                 fut.cancel()
+
+    def _after_crash(self, path: str, pending: dict[cf.Future, str]):  # noqa: ANN202
+        """A worker died (a decoder crash, the OOM killer): blame the file, not the run.
+
+        Every file in flight is retried once, one at a time in a fresh pool, so only the
+        file that really kills a worker is recorded as the culprit."""
+        from indexer.pipeline import PhotoResult
+
+        suspects = [path, *pending.values()]
+        pending.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+        for p in suspects:
+            ctx = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker,
+                                        initargs=(self.settings,)) as solo:
+                try:
+                    yield solo.submit(_analyze_in_worker, p).result()
+                except cf.process.BrokenProcessPool:
+                    log.error("%s: the analysing process crashed on this file", p)
+                    try:
+                        st = os.stat(p)
+                        size, mtime = st.st_size, st.st_mtime_ns
+                    except OSError:
+                        size, mtime = 0, 0
+                    yield PhotoResult(p, size, mtime, STATUS_ERROR,
+                                      "the decoder or detector crashed on this file (worker process died)")
 
     def _process(self, items: list[tuple[str, str]], existing: set[str], summary: ScanSummary,
                  on_progress: ProgressFn | None) -> None:
@@ -406,6 +438,21 @@ class Indexer:
             s.add(Run(kind=kind, started_at=datetime.now() - timedelta(seconds=summary.seconds),
                       finished_at=datetime.now(), roots=json.dumps([str(r) for r in roots]),
                       summary=json.dumps(summary.as_dict())))
+
+
+def metadata_rewritten(engine: Engine, path: str | Path) -> None:
+    """We just wrote tags into this photo's own metadata: its pixels are the same, so record
+    its new size, mtime and hash instead of letting the next scan re-run the models on it."""
+    from indexer.pipeline import hash_path
+
+    path = normalise_root(path)
+    try:
+        st, digest = os.stat(path), hash_path(path)
+    except OSError:
+        return
+    with session_scope(engine) as s:
+        s.execute(update(Photo).where(Photo.path == path)
+                  .values(size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest))
 
 
 def counts(engine: Engine) -> dict[str, int]:

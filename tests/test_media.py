@@ -61,9 +61,11 @@ def test_orientation_is_applied(tmp_path, orientation):
 def test_large_jpeg_decoded_reduced(tmp_path):
     p = write_photo(tmp_path / "big.jpg", background(4000, 3000))
     dec = decode(p.read_bytes(), ".jpg")
-    assert max(dec.image.shape[:2]) == ANALYSIS_LONG_SIDE
+    assert dec.image.shape[:2] == (750, 1000)  # libjpeg's 1/4 scale: no resize needed
     assert (dec.width, dec.height) == (4000, 3000)
-    assert dec.scale == pytest.approx(4000 / ANALYSIS_LONG_SIDE)
+    assert dec.scale == pytest.approx(4.0)
+    huge = write_photo(tmp_path / "huge.png", background(2400, 600))
+    assert max(decode(huge.read_bytes(), ".png").image.shape[:2]) == ANALYSIS_LONG_SIDE
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif", ".bmp"])

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fixtures.tagkit import DARKTABLE_SIDECAR, add_photo, as_list, exif_json, make_photo, need_exiftool
+from sqlalchemy import select
 
 from indexer.cli import main
-from indexer.db.session import session_scope
+from indexer.db.models import Photo
+from indexer.db.session import open_db, session_scope
 
 HS = "XMP-lr:HierarchicalSubject"
 
@@ -83,6 +85,11 @@ def test_in_file_and_untag(library: dict) -> None:
     assert as_list(exif_json(root / "happy.jpg", "IPTC:Keywords")["IPTC:Keywords"]) == ["beach", "Mood", "Happy"]
     assert hs(root / "two.png") == ["places|beach", "Mood|Sad"]
     assert hs(root / "IMG_1.nef.xmp") == ["Mood|Surprise"]  # RAW: sidecar even with --in-file
+    # only metadata changed: the index records the new size/mtime, so `index` won't re-run models
+    with session_scope(open_db(library["db"])) as s:
+        row = s.scalar(select(Photo).where(Photo.path == str(root / "happy.jpg")))
+        st = (root / "happy.jpg").stat()
+        assert (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns)
     res = run(library["db"], "untag")
     assert hs(root / "happy.jpg") == ["places|beach"]
     assert hs(root / "two.png") == ["places|beach"]

@@ -26,10 +26,13 @@ def _check_prefix(prefix: str) -> str:
         raise MoodindexError(str(exc), exit_code=2) from exc
 
 
-def _reporter(verbosity: int, dry_run: bool):  # noqa: ANN202 - a click-echoing callback
+def _reporter(verbosity: int, dry_run: bool, app: AppContext | None = None):  # noqa: ANN202 - echoing callback
     from indexer.export import xmp
+    from indexer.scan import metadata_rewritten
 
     def report(outcome: xmp.Outcome) -> None:
+        if app is not None and outcome.status in (xmp.WRITTEN, xmp.REMOVED) and outcome.target == outcome.photo:
+            metadata_rewritten(app.engine, outcome.photo)  # tags in the file: no re-analysis on the next scan
         if not outcome.ok:
             click.echo(f"{outcome.status}: {outcome.message}", err=True)
         elif outcome.status in (xmp.WRITTEN, xmp.WOULD_WRITE, xmp.REMOVED) and verbosity >= 0:
@@ -97,7 +100,7 @@ def tag_cmd(app: AppContext, query: str | None, mode: str, min_score: float | No
     photos = _photos(app, query, min_score, untag=False, sidecar_mode=(mode == "sidecar"))
     with _exiftool() as et:
         summary = tag_photos(photos, mode=mode, min_score=score, prefix=prefix, dry_run=dry_run,
-                             on_outcome=_reporter(app.verbosity, dry_run), exiftool=et)
+                             on_outcome=_reporter(app.verbosity, dry_run, app), exiftool=et)
     _finish(summary, f"tag ({mode}{', dry run' if dry_run else ''})", app)
 
 
@@ -116,8 +119,8 @@ def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: boo
     modes = (mode,) if mode else (xmp.SIDECAR, xmp.IN_FILE)
     photos = _photos(app, query, None, untag=True, sidecar_mode=True)
     with _exiftool() as et:
-        summary = untag_photos(photos, modes=modes, dry_run=dry_run, on_outcome=_reporter(app.verbosity, dry_run),
-                               exiftool=et)
+        summary = untag_photos(photos, modes=modes, dry_run=dry_run,
+                               on_outcome=_reporter(app.verbosity, dry_run, app), exiftool=et)
     _finish(summary, f"untag{' (dry run)' if dry_run else ''}", app)
 
 

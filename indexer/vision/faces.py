@@ -79,15 +79,10 @@ class HaarDetector:
         self._min_neighbors = min_neighbors
         self.version = f"haar-frontalface-default/opencv-{cv2.__version__}"
 
-    # The cascade's cost grows with pixels / min size^2: run it on a smaller copy.
-    long_side = 800
-
     def detect(self, image: np.ndarray, min_face: int) -> list[Detection]:
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        f = min(1.0, self.long_side / max(gray.shape[:2]))
-        small = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else gray
-        small = cv2.equalizeHist(small)
-        side = max(20, round(min_face * f))
+        small, f = cv2.equalizeHist(gray), 1.0
+        side = max(20, min_face)
         boxes, _levels, weights = self._cascade.detectMultiScale3(
             small, scaleFactor=1.1, minNeighbors=self._min_neighbors, minSize=(side, side), outputRejectLevels=True)
         dets = []

@@ -1,0 +1,228 @@
+"""Indexing speed and detection quality vs a naive pipeline, in one run (same machine, same load).
+
+    python benchmarks/index_bench.py [--photos 16] [--workers 2] [--unchanged 10000]
+
+Builds 8-12 MP JPEGs with 1-3 labelled faces (150-700 px) from ../shared pasted into
+photo-like canvases, then measures:
+  naive : what the `fer` package does: full-resolution decode + Haar on the full image
+          (scaleFactor 1.1, minNeighbors 5, minSize 50) + our model on each face, one process;
+  ours  : `Indexer.scan` with N worker processes (reduced JPEG decode + detector + batched int8
+          model + SQLite writes), with YuNet (installed from ../shared) and with Haar;
+plus recall of faces >= 150 px, false detections per photo, peak RSS per worker, and the
+time for `moodindex index` over N unchanged files (a subprocess, start-up included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.photo_factory import compose, dev_faces, write_photo  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+
+
+def iou(a, b) -> float:  # noqa: ANN001
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def textured(width: int, height: int, seed: int) -> np.ndarray:
+    """1/f ("pink") noise in colour: edges at every scale, like foliage, walls and crowds in real
+    photos.  A smooth canvas would flatter the naive Haar pipeline, whose cost is per textured window."""
+    rng = np.random.default_rng(seed)
+    acc = np.zeros((height, width, 3), np.float32)
+    for octave in range(1, 9):
+        cells = 2 ** octave
+        small = rng.normal(0, 1, (cells * height // width + 1, cells, 3)).astype(np.float32)
+        acc += cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC) * (1.0 / octave)
+    acc = (acc - acc.mean()) / (acc.std() + 1e-6)
+    return np.clip(128 + 45 * acc, 0, 255).astype(np.uint8)
+
+
+def build_photos(out: Path, n: int, seed: int = 0) -> dict[str, list]:
+    rng = random.Random(seed)
+    faces = dev_faces(SHARED / "data" / "facial_expressions_dev", None, 2000)
+    truth = {}
+    for i in range(n):
+        size = rng.choice([(4000, 3000), (3264, 2448), (4032, 3024)])
+        k = rng.randint(1, 3)
+        px = rng.randint(180, 700)  # the face inside a dev photo is ~85 % of it: >= 150 px
+        img, boxes = compose(rng.sample(faces, k), size=size, face_px=px, seed=i)
+        canvas = textured(size[0], size[1], seed=i)
+        for x, y, w, h in boxes:
+            canvas[y:y + h, x:x + w] = img[y:y + h, x:x + w]
+        img = canvas
+        path = write_photo(out / f"IMG_{i:04d}.jpg", img, taken=datetime(2020, 1, 1 + i % 28, 12))
+        truth[str(path)] = boxes
+    return truth
+
+
+def score(found: dict[str, list], truth: dict[str, list]) -> dict:
+    hits = total = false = 0
+    for path, boxes in truth.items():
+        got = found.get(path, [])
+        total += len(boxes)
+        hits += sum(1 for b in boxes if any(iou(b, g) > 0.4 for g in got))
+        false += sum(1 for g in got if not any(iou(b, g) > 0.4 for b in boxes))
+    return {"recall": round(hits / total, 3), "false_per_photo": round(false / len(truth), 2),
+            "detections_per_face": round((hits + false) / total, 2)}
+
+
+def naive(paths: list[str]) -> tuple[float, dict]:
+    """fer-style: full decode, Haar on the full image, classify each face."""
+    from indexer.vision.crop import crop_faces
+    from indexer.vision.emotion import EmotionModel
+
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    model = EmotionModel(threads=1)
+    found = {}
+    t0 = time.perf_counter()
+    for p in paths:
+        img = cv2.imread(p)
+        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(50, 50))
+        boxes = [tuple(int(v) for v in b) for b in boxes]
+        if boxes:
+            model.predict(crop_faces(img, boxes))
+        found[p] = boxes
+    return time.perf_counter() - t0, found
+
+
+class WorkerMemory:
+    """Peak RSS (VmHWM) of this process's worker processes, polled from /proc (Linux)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_mb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        me = str(os.getpid())
+        while not self._stop.is_set():
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+                if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if b"resource_tracker" not in cmd:
+                        self.peak_mb = max(self.peak_mb, int(fields["VmHWM"].split()[0]) // 1024)
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> WorkerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def ours(paths_root: Path, workers: int, detector: str, db: Path) -> tuple[float, dict, int]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from indexer.config import Settings
+    from indexer.db.models import Photo
+    from indexer.db.session import open_db
+    from indexer.scan import Indexer
+
+    engine = open_db(db)
+    indexer = Indexer(engine, Settings(db=db, workers=workers, detector=detector))
+    with WorkerMemory() as mem:
+        t0 = time.perf_counter()
+        summary = indexer.scan([paths_root])
+        indexer.close()
+        secs = time.perf_counter() - t0
+    with Session(engine) as s:
+        found = {p.path: [(f.x, f.y, f.w, f.h) for f in p.faces] for p in s.scalars(select(Photo))}
+    assert summary.new == len(found), summary
+    return secs, found, mem.peak_mb
+
+
+def unchanged_rerun(tmp: Path, n: int) -> float:
+    """`moodindex index` over n already-indexed, unchanged files, as a user runs it."""
+    from indexer.config import Settings
+    from indexer.db.session import open_db
+    from indexer.pipeline import PhotoResult
+    from indexer.scan import Indexer
+
+    lib, db = tmp / "many", tmp / "many.db"
+    lib.mkdir()
+    tiny = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(next((tmp / "photos").glob("*.jpg")))), (64, 48)))[1]
+    results = []
+    for i in range(n):
+        p = lib / f"d{i // 500:03d}" / f"p{i:05d}.jpg"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(tiny.tobytes() + i.to_bytes(4, "little"))
+        st = p.stat()
+        results.append(PhotoResult(str(p), st.st_size, st.st_mtime_ns, "ok", content_hash=f"{i:032x}"))
+    indexer = Indexer(open_db(db), Settings(db=db))
+    indexer._store(results, {r.path: str(lib) for r in results})  # rows as a finished run leaves them
+    cmd = [sys.executable, "-m", "indexer", "--db", str(db), "index", str(lib), "--format", "json"]
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        best = min(best, time.perf_counter() - t0)
+        assert json.loads(out.stdout)["unchanged"] == n, out.stdout
+    return best
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photos", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--unchanged", type=int, default=10_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        os.environ["XDG_DATA_HOME"] = str(tmp / "xdg")  # YuNet installed here only
+        truth = build_photos(tmp / "photos", args.photos)
+        paths = sorted(truth)
+        mp = sum(cv2.imread(p, cv2.IMREAD_REDUCED_GRAYSCALE_8).size * 64 for p in paths) / len(paths) / 1e6
+        print(f"{len(paths)} photos, {mp:.1f} MP average, {sum(map(len, truth.values()))} faces", flush=True)
+        t_naive, f_naive = naive(paths)
+        rows = {"naive (full decode + Haar, 1 process)": (t_naive, score(f_naive, truth), None)}
+        from indexer.vision.detector_install import add_yunet
+
+        add_yunet(SHARED / "models" / "face_detection_yunet_2026may.onnx")
+        for det in ("yunet", "haar"):
+            secs, found, rss = ours(tmp / "photos", args.workers, det, tmp / f"{det}.db")
+            rows[f"moodindex {det}, {args.workers} workers"] = (secs, score(found, truth), rss)
+        print(f"{'pipeline':42} {'photos/s':>9} {'x naive':>8} {'recall':>7} {'false/photo':>12} {'worker MB':>10}")
+        for name, (secs, sc, rss) in rows.items():
+            pps = len(paths) / secs
+            print(f"{name:42} {pps:9.2f} {t_naive / secs:8.1f} {sc['recall']:7.3f} {sc['false_per_photo']:12.2f} "
+                  f"{rss if rss is not None else '':>10}")
+        if args.unchanged:
+            secs = unchanged_rerun(tmp, args.unchanged)
+            print(f"`moodindex index` over {args.unchanged} unchanged files: {secs:.2f} s (best of 3, with start-up)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
