@@ -103,12 +103,11 @@ def _fit(image: np.ndarray, long_side: int) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
-def _decode_standard(data: bytes, fmt: str, width: int, height: int, long_side: int) -> np.ndarray:
+def _decode_standard(data: bytes, fmt: str, width: int, height: int, long_side: int, floor: float) -> np.ndarray:
     factor = 1
     if fmt in ("JPEG", "MPO"):
         if _jpeg_truncated(data):
             raise DecodeError("truncated JPEG (no end-of-image marker)")
-        floor = long_side * MIN_ANALYSIS_LONG_SIDE / ANALYSIS_LONG_SIDE
         while factor < 8 and max(width, height) / (factor * 2) >= floor:
             factor *= 2
     buf = np.frombuffer(data, np.uint8)
@@ -152,16 +151,20 @@ def _decode_raw_preview(data: bytes) -> tuple[bytes | np.ndarray, int]:
 
 
 def decode(data: bytes, ext: str, orientation: int = 1, max_pixels: int = 200_000_000,
-           long_side: int = ANALYSIS_LONG_SIDE) -> Decoded:
-    """Decode an image file's bytes for analysis; raises DecodeError with the reason."""
+           long_side: int = ANALYSIS_LONG_SIDE, exact: bool = False) -> Decoded:
+    """Decode an image file's bytes for analysis; raises DecodeError with the reason.
+
+    The long side comes out between 3/4 of `long_side` and `long_side` (whatever libjpeg's
+    DCT scaling gives for free), or exactly `long_side` with `exact` (thumbnails)."""
     ext = ext.lower()
+    floor = long_side if exact else long_side * MIN_ANALYSIS_LONG_SIDE / ANALYSIS_LONG_SIDE
     if ext in RAW_EXTENSIONS:
         preview, flip = _decode_raw_preview(data)
         if isinstance(preview, np.ndarray):
             image = preview
         else:
             fmt, w, h = probe(preview)
-            image = _decode_standard(preview, fmt, w, h, long_side)
+            image = _decode_standard(preview, fmt, w, h, long_side, floor)
         if orientation == 1:
             orientation = flip
         full_w, full_h = image.shape[1], image.shape[0]
@@ -174,7 +177,7 @@ def decode(data: bytes, ext: str, orientation: int = 1, max_pixels: int = 200_00
         if full_w * full_h > max_pixels:
             raise DecodeError(f"refused: {full_w}x{full_h} is {full_w * full_h / 1e6:.0f} MP, over the "
                               f"{max_pixels / 1e6:.0f} MP limit (decompression-bomb guard)")
-        image = _decode_standard(data, fmt, full_w, full_h, long_side)
+        image = _decode_standard(data, fmt, full_w, full_h, long_side, floor)
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     image = _fit(apply_orientation(image, orientation), long_side)

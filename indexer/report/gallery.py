@@ -59,7 +59,8 @@ def make_thumbnail(photo: Photo, long_side: int) -> Thumbnail | None:
 
     try:
         data = Path(photo.path).read_bytes()
-        decoded = decode(data, Path(photo.path).suffix, orientation=photo.orientation or 1, long_side=long_side)
+        decoded = decode(data, Path(photo.path).suffix, orientation=photo.orientation or 1, long_side=long_side,
+                         exact=True)
         ok, jpeg = cv2.imencode(".jpg", decoded.image, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
     except (OSError, DecodeError, ValueError, cv2.error):
         return None
