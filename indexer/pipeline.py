@@ -19,7 +19,7 @@ import numpy as np
 
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
-from indexer.vision.crop import CLASSES, crop_faces
+from indexer.vision.crop import CLASSES, FACE_MARGIN, FACE_MARGINS, crop_faces
 from indexer.vision.faces import Detection
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,8 @@ class Analyzer:
                       for d in self.detector.detect(small, max(12, round(self.min_face * f)))]
         if not detections:
             return ()
-        crops = crop_faces(image, [d.box for d in detections])
+        margin = FACE_MARGINS.get(self.detector.name, FACE_MARGIN)
+        crops = crop_faces(image, [d.box for d in detections], margin=margin)
         probs = self.model.predict(crops)
         out = []
         for det, p in zip(detections, probs, strict=True):

@@ -16,6 +16,9 @@ INPUT_SIZE = 48
 CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # Fraction of the detector box added on each side before cropping (square crop).
 FACE_MARGIN = 0.1
+# Detectors frame faces differently (YuNet: tight, chin to brows; Haar: a looser square), so
+# each gets the margin that best reproduces FER framing: benchmarks/calibrate_crop.py.
+FACE_MARGINS: dict[str, float] = {"yunet": FACE_MARGIN, "haar": FACE_MARGIN}
 
 
 def normalise(faces_u8: np.ndarray) -> np.ndarray:

@@ -1,0 +1,73 @@
+"""Calibrate how face boxes are framed for the model, on real photos (not FER's 48x48 crops).
+
+    python benchmarks/calibrate_crop.py [--margins 0,0.05,0.1,0.15,0.2,0.3] [--limit 0]
+
+For each detector (YuNet from ../shared, Haar from OpenCV) and each margin, runs the real
+path -- decode -> detect -> indexer.vision.crop.crop_faces(margin) -> int8 model -- over
+../shared/data/facial_expressions_dev (labelled photos; no fear images; contempt left out)
+and prints detection rate, accuracy and macro recall of the top emotion on the photos where
+exactly the largest face is taken.  The margin chosen per detector is FACE_MARGINS in
+indexer/vision/crop.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from indexer.media.decode import decode  # noqa: E402
+from indexer.media.exif import read_exif  # noqa: E402
+from indexer.vision.crop import CLASSES, crop_faces  # noqa: E402
+from indexer.vision.emotion import EmotionModel  # noqa: E402
+from indexer.vision.faces import HaarDetector, YuNetDetector  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "facial_expressions_dev"
+YUNET = ROOT.parent / "shared" / "models" / "face_detection_yunet_2026may.onnx"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--margins", default="0,0.05,0.1,0.15,0.2,0.3")
+    ap.add_argument("--limit", type=int, default=0)
+    args = ap.parse_args()
+    margins = [float(m) for m in args.margins.split(",")]
+    with open(DEV / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["label"] in CLASSES]
+    if args.limit:
+        rows = rows[: args.limit]
+    model = EmotionModel(threads=1)
+    detectors = {"yunet": YuNetDetector(YUNET), "haar": HaarDetector()}
+    print(f"{len(rows)} labelled photos; model {model.model_id}; labels "
+          + ", ".join(f"{c} {sum(r['label'] == c for r in rows)}" for c in CLASSES))
+    print(f"{'detector':8} {'margin':>6} {'found':>6} {'accuracy':>9} {'macro recall':>13}")
+    for name, det in detectors.items():
+        crops_by_margin: dict[float, list[np.ndarray]] = {m: [] for m in margins}
+        labels = []
+        for r in rows:
+            data = (DEV / "images" / r["file"]).read_bytes()
+            dec = decode(data, Path(r["file"]).suffix, read_exif(data).orientation)
+            dets = det.detect(dec.image, 24)
+            if not dets:
+                continue
+            best = max(dets, key=lambda d: d.box[2] * d.box[3])
+            labels.append(CLASSES.index(r["label"]))
+            for m in margins:
+                crops_by_margin[m].append(crop_faces(dec.image, [best.box], margin=m)[0])
+        y = np.array(labels)
+        for m in margins:
+            pred = model.predict(np.stack(crops_by_margin[m])).argmax(axis=1)
+            present = [c for c in range(len(CLASSES)) if (y == c).any()]
+            macro = np.mean([(pred[y == c] == c).mean() for c in present])
+            print(f"{name:8} {m:6.2f} {len(y) / len(rows):6.1%} {(pred == y).mean():9.3f} {macro:13.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
