@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from indexer.db.models import Face, Photo
+from indexer.fsutil import atomic_write
 from indexer.query.engine import Match
 from indexer.vision.crop import CLASSES
 
@@ -185,16 +184,5 @@ def write_gallery(matches: Sequence[Match], out: Path, title: str, subtitle: str
     """Render and write atomically (temp file, fsync, rename); the page is private (0600) like the index."""
     page, missing = render_gallery(matches, title, subtitle, thumb_px)
     data = page.encode("utf-8")
-    out = Path(out)
-    directory = out.parent if str(out.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(Path(out), data, mode=0o600)
     return GalleryStats(photos=len(matches), missing=missing, bytes=len(data))
