@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from indexer.media.decode import ANALYSIS_LONG_SIDE, DecodeError, decode
+from indexer.media.decode import ANALYSIS_LONG_SIDE, DecodeError, MissingExtra, decode
 from indexer.media.exif import parse_exif_datetime, parse_offset, read_exif
 from tests.photo_factory import background, rotate_for_orientation, write_photo
 
@@ -104,3 +104,41 @@ def _png_header_only(width: int, height: int) -> bytes:
 def test_decompression_bomb_refused_before_decoding(side):
     with pytest.raises(DecodeError, match="refused"):
         decode(_png_header_only(side, side), ".png", max_pixels=100_000_000)
+
+
+def test_heif_decoded_with_the_extra(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif", reason="the [heif] extra is not installed")
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    upright = background(320, 240)
+    upright[10:60, 10:110] = (0, 0, 255)
+    path = tmp_path / "x.heic"
+    Image.fromarray(upright[:, :, ::-1].copy()).save(path, quality=90)
+    dec = decode(path.read_bytes(), ".heic")
+    assert (dec.width, dec.height) == (320, 240)
+    b, g, r = dec.image[35, 60]
+    assert r > 180 and b < 90
+
+
+def test_missing_extras_name_what_to_install(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_extras(name, *args, **kwargs):
+        if name in ("pillow_heif", "rawpy"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_extras)
+    with pytest.raises(MissingExtra, match=r"moodindex\[heif\]"):
+        decode(b"\x00\x00\x00\x1cftypheic", ".heic")
+    with pytest.raises(MissingExtra, match=r"moodindex\[raw\]"):
+        decode(b"II*\x00", ".CR2")
+
+
+def test_raw_without_a_preview_is_an_error_not_a_crash():
+    pytest.importorskip("rawpy", reason="the [raw] extra is not installed")
+    with pytest.raises(DecodeError, match="RAW"):
+        decode(b"II*\x00" + b"\x00" * 4096, ".nef")
