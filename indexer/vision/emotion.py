@@ -156,7 +156,10 @@ class EmotionModel:
         self._in, self._out = inputs[0], outputs[0]
         in_sig = tuple(int(d) for d in self._in.get("shape_signature", self._in["shape"]))
         out_sig = tuple(int(d) for d in self._out.get("shape_signature", self._out["shape"]))
-        self.classes: tuple[str, ...] = tuple(meta.get("classes", CLASSES))
+        classes = meta.get("classes", CLASSES)
+        if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
+            raise ModelError(f"{self.path}: metadata 'classes' must be a list of class names")
+        self.classes: tuple[str, ...] = tuple(classes)
         if in_sig[1:] != (INPUT_SIZE, INPUT_SIZE, 1) or len(in_sig) != 4:
             raise ModelError(f"{self.path}: input shape {in_sig}, expected (N, {INPUT_SIZE}, {INPUT_SIZE}, 1)")
         if len(out_sig) != 2 or out_sig[1] != len(self.classes):
