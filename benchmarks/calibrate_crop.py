@@ -36,13 +36,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--margins", default="0,0.05,0.1,0.15,0.2,0.3")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--model", type=Path, default=None, help="a .tflite other than the bundled one")
     args = ap.parse_args()
     margins = [float(m) for m in args.margins.split(",")]
     with open(DEV / "labels.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["label"] in CLASSES]
     if args.limit:
         rows = rows[: args.limit]
-    model = EmotionModel(threads=1)
+    model = EmotionModel(args.model, threads=1)
     detectors = {"yunet": YuNetDetector(YUNET), "haar": HaarDetector()}
     print(f"{len(rows)} labelled photos; model {model.model_id}; labels "
           + ", ".join(f"{c} {sum(r['label'] == c for r in rows)}" for c in CLASSES))

@@ -30,8 +30,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--detector", default="yunet", choices=["yunet", "haar"])
     ap.add_argument("--thresholds", default="0,0.4,0.5,0.6,0.7,0.8,0.9")
+    ap.add_argument("--model", type=Path, default=None, help="a .tflite other than the bundled one")
     args = ap.parse_args()
-    analyzer = Analyzer("haar")
+    analyzer = Analyzer("haar", model_path=args.model)
     if args.detector == "yunet":
         from indexer.vision.faces import YuNetDetector
 
