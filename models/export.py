@@ -166,7 +166,8 @@ def graph_summary(model: EmotionModel) -> dict:
     ops: dict[str, int] = {}
     try:
         for op in interp._get_ops_details():  # private but stable across tflite runtimes
-            ops[op["op_name"]] = ops.get(op["op_name"], 0) + 1
+            if op["op_name"] != "DELEGATE":  # the XNNPACK node wrapping the ops listed anyway
+                ops[op["op_name"]] = ops.get(op["op_name"], 0) + 1
     except AttributeError:
         pass
     dtypes = sorted({np.dtype(t["dtype"]).name for t in interp.get_tensor_details()})
@@ -198,7 +199,8 @@ def markdown_summary(m: dict) -> str:
     lines = [
         status,
         f"Exported {meta['exported_at']} from training commit `{(meta['training_commit'] or '?')[:10]}`; "
-        f"training wall time so far {hours:.2f} h ({t.get('epochs_done')} epochs, median "
+        f"training wall time {'' if meta['training_finished'] else 'so far '}{hours:.2f} h "
+        f"({t.get('epochs_done')} epochs, median "
         f"{t.get('median_epoch_seconds')} s per epoch on the 2-core machine, shared with other work).",
         "",
         "| FER-2013 PublicTest (val), 3,589 faces | no TTA | flip TTA |",
@@ -212,7 +214,7 @@ def markdown_summary(m: dict) -> str:
         f"| ms per face, 1 thread, batch 1 | {lat['batch1_ms']:.3f} | {lat['batch1_tta_ms']:.3f} |",
         f"| ms per face, 1 thread, batched | {lat['batched_ms']:.3f} | {lat['batched_tta_ms']:.3f} |",
         "",
-        f"- float -> int8 accuracy drop: {m['int8_drop_pp']:.2f} points; the two agree on the top class for "
+        f"- float -> int8: accuracy {-m['int8_drop_pp']:+.2f} points; the two agree on the top class for "
         f"{100 * m['float_int8_top1_agreement']:.2f} % of faces.",
         f"- flip TTA: {m['tta_gain_pp']:+.2f} points for twice the compute. Rule: {m['tta_rule']}. "
         f"**Default: {'on' if meta['tta_default'] else 'off'}** (`tta_default` in the metadata; "
