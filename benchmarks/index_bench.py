@@ -152,11 +152,15 @@ def ours(paths_root: Path, workers: int, detector: str, db: Path) -> tuple[float
 
     engine = open_db(db)
     indexer = Indexer(engine, Settings(db=db, workers=workers, detector=detector))
+    stamps: list[float] = []
     with WorkerMemory() as mem:
         t0 = time.perf_counter()
-        summary = indexer.scan([paths_root])
+        summary = indexer.scan([paths_root], on_progress=lambda p: stamps.append(time.perf_counter()))
         indexer.close()
         secs = time.perf_counter() - t0
+    steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else float("nan")
+    print(f"  {detector}: first photo done {stamps[0] - t0:.1f} s after start (worker start-up); "
+          f"then {steady:.1f} photos/s", flush=True)
     with Session(engine) as s:
         found = {p.path: [(f.x, f.y, f.w, f.h) for f in p.faces] for p in s.scalars(select(Photo))}
     assert summary.new == len(found), summary

@@ -25,8 +25,9 @@ from indexer.vision.faces import Detection
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 2 << 30  # 2 GiB: no photo is bigger; refusing protects a worker's memory
-# Smallest face worth classifying, in analysis pixels (the model's input is 48 px).
-MIN_FACE_ANALYSIS_PX = 24
+# Smallest face worth classifying, in analysis pixels: the model sees 48 px faces, and a
+# face much smaller than that has too few pixels for a trustworthy expression.
+MIN_FACE_ANALYSIS_PX = 32
 # Detectors run on a smaller copy: a face worth classifying (>= 150 px in a 12 MP photo) is
 # still >= 30 px there, and detection cost falls with the square of the size.
 DETECT_LONG_SIDE = 800
