@@ -161,7 +161,10 @@ def main() -> int:
                                                                    label_smoothing=args.label_smoothing),
                       metrics=["accuracy"])
     model.summary(print_fn=lambda s: print(s, flush=True)) if state["epoch"] == 0 else None
-    (args.run / "config.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
+    # every invocation, first and resumed, with the epoch it started from: the run's full history
+    with (args.run / "invocations.jsonl").open("a") as f:
+        f.write(json.dumps({"started_at_epoch": state["epoch"], "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                            **{k: str(v) for k, v in vars(args).items()}}) + "\n")
 
     y_train_1h = tf.one_hot(y_train, n_cls)
 
