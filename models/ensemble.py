@@ -1,8 +1,8 @@
 """Average the logits of several trained checkpoints into one Keras model (one .tflite).
 
     python models/ensemble.py models/runs/vgg-v1/best.keras models/runs/vgg-v1-seed2/best.keras \
-        --out models/runs/ensemble.keras
-    python models/export.py --checkpoint models/runs/ensemble.keras
+        --out models/runs/ensemble-v1/ensemble.keras
+    python models/export.py --checkpoint models/runs/ensemble-v1/ensemble.keras
 
 Two independently seeded nets make different mistakes; averaging their logits is the
 cheapest accuracy gain there is, and as one graph it stays one int8 file and one invoke.
@@ -11,6 +11,7 @@ cheapest accuracy gain there is, and as one graph it stays one int8 file and one
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -32,9 +33,12 @@ def main() -> int:
     logits = [m(inp, training=False) for m in members]
     out = tf.keras.layers.Average(name="logits_mean")(logits) if len(logits) > 1 else logits[0]
     model = tf.keras.Model(inp, out, name="moodindex_ensemble")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.stem + ".tmp.keras")
     model.save(tmp)
     os.replace(tmp, args.out)
+    # export.py reads the members' training runs from here for the model card
+    (args.out.parent / "members.json").write_text(json.dumps([str(p) for p in args.checkpoints], indent=1))
     print(f"{args.out}: mean of {len(members)} members, {model.count_params():,} parameters")
     return 0
 

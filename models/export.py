@@ -90,14 +90,30 @@ def atomic_write(path: Path, data: bytes) -> None:
 def run_info(checkpoint: Path) -> dict:
     """Epoch and wall time of the training run the checkpoint came from (state.json, log.csv)."""
     run = checkpoint.parent
+    members_path = run / "members.json"
+    if members_path.exists():  # an ensemble (models/ensemble.py): the sum of its members' runs
+        members = [run_info(Path(p)) for p in json.loads(members_path.read_text())]
+        return {"run": " + ".join(m["run"] for m in members),
+                "members": members,
+                "epochs_done": sum(m.get("epochs_done") or 0 for m in members),
+                "train_seconds": sum(m.get("train_seconds") or 0 for m in members),
+                "median_epoch_seconds": statistics.median(m.get("median_epoch_seconds") or 0 for m in members),
+                "training_finished": all(m.get("training_finished") for m in members),
+                "checkpoint_epoch": " + ".join(str(m.get("checkpoint_epoch")) for m in members)}
     info: dict = {"run": run.name}
     state_path, config_path, log_path = run / "state.json", run / "config.json", run / "log.csv"
     if state_path.exists():
         state = json.loads(state_path.read_text())
         info.update(epochs_done=state.get("epoch"), best_epoch=state.get("best_epoch"),
                     best_val_keras=state.get("best_val"), train_seconds=round(state.get("train_seconds", 0.0)))
-    if config_path.exists():
+    invocations = run / "invocations.jsonl"
+    config = None
+    if invocations.exists():  # the latest invocation holds the run's current target
+        lines = [ln for ln in invocations.read_text().splitlines() if ln.strip()]
+        config = json.loads(lines[-1]) if lines else None
+    elif config_path.exists():
         config = json.loads(config_path.read_text())
+    if config is not None:
         # hyper-parameters only: the data/run paths are machine-specific
         info["config"] = {k: v for k, v in config.items() if k not in ("run", "train", "val")}
         if "epochs" in config and info.get("epochs_done") is not None:
