@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,8 +222,7 @@ def apply(et: ExifTool, photo: Path, root: Path | str | None, emotions: list[str
     """Make `photo`'s sidecar (or the photo itself) carry exactly our tags for `emotions`
     (an empty list removes ours).  Never raises for a per-file problem: the Outcome says.
 
-    A format this exiftool cannot rewrite (WebP before exiftool 12.7x: "Can't write RIFF files")
-    gets a sidecar instead, and the Outcome's message says so."""
+    A format this exiftool cannot rewrite gets a sidecar instead, and the Outcome's message says so."""
     outcome = _apply(et, photo, root, emotions, mode=mode, prefix=prefix, dry_run=dry_run)
     if outcome.status == FAILED and mode_for(photo, mode) == IN_FILE and "Can't write" in outcome.message:
         fallback = _apply(et, photo, root, emotions, mode=SIDECAR, prefix=prefix, dry_run=dry_run)
@@ -239,7 +239,13 @@ def _write(et: ExifTool, photo: Path, target: Path, exists: bool, plan: Plan, cu
     tmp = temp_name(target)
     try:
         args = _write_args(plan)
-        args += ["-o", _arg(tmp), _arg(target)] if exists else [_arg(tmp)]
+        if exists:
+            # edit a byte-for-byte copy in place: exiftool's `-o NEW` cannot create some formats
+            # (WebP: "Can't write RIFF files" in 12.57) that it rewrites in place without trouble
+            shutil.copyfile(target, tmp)
+            args += ["-overwrite_original", _arg(tmp)]
+        else:
+            args += [_arg(tmp)]
         res = et.execute(args)
         if res.errors or not tmp.exists():
             detail = "; ".join(res.errors) or res.stderr.strip() or "no output file"
