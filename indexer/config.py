@@ -9,7 +9,7 @@ The TOML file (default `<user config dir>/moodindex/config.toml`) may hold:
     threads = 1              # LiteRT threads per worker
     min_face = 40            # smallest face side, in displayed pixels, worth analysing
     max_pixels = 200000000   # decompression-bomb guard
-    tag_min_score = 0.5      # a face's top emotion makes a tag from this probability on
+    tag_min_score = 0.6      # a face's top emotion makes a tag from this probability on
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Settings:
     min_face: int = 40
     max_pixels: int = 200_000_000
     model: Path | None = None
-    tag_min_score: float = 0.5
+    tag_min_score: float = 0.6
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Apply CLI flags; None means "not given"."""

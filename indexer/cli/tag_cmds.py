@@ -83,7 +83,7 @@ def _exiftool():  # noqa: ANN202
 @click.option("--in-file", "mode", flag_value="in-file",
               help="Embed XMP (and IPTC Keywords) in JPEG, TIFF, PNG, WebP; RAW still gets a sidecar.")
 @click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
-              help="A face makes a tag when its top emotion's probability reaches this [default: 0.5].")
+              help="A face makes a tag when its top emotion's probability reaches this [default: 0.6].")
 @click.option("--prefix", default="Emotion", show_default=True, help="Parent tag: Emotion|Happy, Emotion/Happy.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.pass_obj
@@ -131,7 +131,7 @@ def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: boo
 @click.option("--sidecar", "mode", flag_value="sidecar", help="Write FILE.xmp instead of embedding.")
 @click.option("--in-file", "mode", flag_value="in-file", default=True, help="Embed the tags [default].")
 @click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
-              help="A face makes a tag when its top emotion's probability reaches this [default: 0.5].")
+              help="A face makes a tag when its top emotion's probability reaches this [default: 0.6].")
 @click.option("--prefix", default="Emotion", show_default=True, help="Parent tag.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.pass_obj
@@ -182,7 +182,7 @@ def digikam_group() -> None:
 @click.option("--digikam-db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="digiKam's digikam4.db [default: from ~/.config/digikamrc, else ~/Pictures/digikam4.db].")
 @click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
-              help="A face makes a tag when its top emotion's probability reaches this [default: 0.5].")
+              help="A face makes a tag when its top emotion's probability reaches this [default: 0.6].")
 @click.option("--prefix", default="Emotion", show_default=True, help="Parent tag in digiKam's tag tree.")
 @click.option("--remove", "remove_only", is_flag=True, help="Take back every tag assignment moodindex made.")
 @click.option("--dry-run", is_flag=True, help="Count what would change; write nothing (no backup either).")
