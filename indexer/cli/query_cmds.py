@@ -109,13 +109,15 @@ def _print_paths(matches: list[Match], nul: bool) -> None:
 
 def _print_csv(matches: list[Match]) -> None:
     import csv
+    import io
 
-    out = click.get_text_stream("stdout")
-    writer = csv.DictWriter(out, fieldnames=["path", "score", "emotion", "taken_at", "date_source", "faces"],
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["path", "score", "emotion", "taken_at", "date_source", "faces"],
                             lineterminator="\n")
     writer.writeheader()
     for m in matches:
         writer.writerow(_record(m))
+    click.echo(buf.getvalue(), nl=False)
 
 
 @click.command("query", epilog=EXAMPLES)
