@@ -31,18 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.photo_factory import compose, dev_faces, write_photo  # noqa: E402
+from tests.photo_factory import compose, dev_faces, iou, write_photo  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
-
-
-def iou(a, b) -> float:  # noqa: ANN001
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / (aw * ah + bw * bh - inter)
 
 
 def textured(width: int, height: int, seed: int) -> np.ndarray:

@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from indexer.fsutil import atomic_write  # noqa: E402
 from indexer.vision.crop import CLASSES, INPUT_SIZE, normalise  # noqa: E402
 from indexer.vision.emotion import EmotionModel, softmax  # noqa: E402
 from indexer.vision.evaluate import load_npz, summarise  # noqa: E402
@@ -70,21 +71,6 @@ def git(*args: str) -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """temp file in the same folder + fsync + rename: readers never see half a model."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_info(checkpoint: Path) -> dict:

@@ -91,3 +91,13 @@ def rotate_for_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 1:
         return image
     raise ValueError(orientation)
+
+
+def iou(a: tuple, b: tuple) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)

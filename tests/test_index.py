@@ -14,16 +14,7 @@ from sqlalchemy.orm import Session
 
 from indexer.db.models import Face, Photo
 from indexer.db.session import open_db
-from tests.photo_factory import background, compose, dev_faces, write_photo
-
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / (aw * ah + bw * bh - inter)
+from tests.photo_factory import background, compose, dev_faces, iou, write_photo
 
 
 @pytest.fixture()
@@ -100,7 +91,7 @@ def test_boxes_are_where_the_faces_are(run_cli, tmp_path, dev_faces_dir, db_path
     got = [(f.x, f.y, f.w, f.h) for f in _rows(db_path)[str(path)].faces]
     assert len(got) == 3
     for box in truth:
-        assert max(_iou(box, g) for g in got) > 0.5
+        assert max(iou(box, g) for g in got) > 0.5
 
 
 def test_rerun_skips_unchanged_without_loading_models(run_cli, library, monkeypatch):
@@ -257,4 +248,4 @@ def test_haar_works_with_zero_downloads(run_cli, tmp_path, dev_faces_dir, db_pat
     _summary(run_cli("index", path.parent, "--format", "json"))
     row = _rows(db_path)[str(path)]
     assert row.detector.startswith("haar") and row.face_count >= 1  # Haar may add a false face
-    assert max(_iou(truth[0], (f.x, f.y, f.w, f.h)) for f in row.faces) > 0.5
+    assert max(iou(truth[0], (f.x, f.y, f.w, f.h)) for f in row.faces) > 0.5

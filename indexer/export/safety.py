@@ -12,6 +12,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from indexer.fsutil import fsync_dir
+
 
 class UnsafeTarget(ValueError):
     """We refuse to write this path; the message says why."""
@@ -52,19 +54,6 @@ def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # some file systems do not allow opening directories; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
     finally:
         os.close(fd)
 
