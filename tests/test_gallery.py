@@ -21,21 +21,6 @@ from indexer.report.gallery import render_gallery, write_gallery
 from tests.factories import add_photo
 from tests.photo_factory import background, rotate_for_orientation, write_photo
 
-
-@pytest.fixture()
-def run_cli(db_path: Path):
-    """`moodindex --db <temp index> ARGS...` in-process (same as the shared fixture, kept here so this
-    module does not depend on it)."""
-    from click.testing import CliRunner
-
-    from indexer.cli import main
-
-    def run(*args: object):  # noqa: ANN202
-        return CliRunner().invoke(main, ["--db", str(db_path), *map(str, args)], catch_exceptions=False)
-
-    return run
-
-
 NASTY = 'x <img src=x onerror=alert(1)> & "q" \'s.jpg'
 
 

@@ -14,21 +14,6 @@ import pytest
 from indexer.db.session import open_db, session_scope
 from tests.factories import add_photo
 
-
-@pytest.fixture()
-def run_cli(db_path: Path):
-    """`moodindex --db <temp index> ARGS...` in-process (same as the shared fixture, kept here so this
-    module does not depend on it)."""
-    from click.testing import CliRunner
-
-    from indexer.cli import main
-
-    def run(*args: object):  # noqa: ANN202
-        return CliRunner().invoke(main, ["--db", str(db_path), *map(str, args)], catch_exceptions=False)
-
-    return run
-
-
 KEYS = ["path", "score", "emotion", "taken_at", "date_source", "faces"]
 
 

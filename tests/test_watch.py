@@ -9,7 +9,6 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,20 +22,13 @@ from indexer.db.models import Face, Photo
 from indexer.pipeline import Analyzer
 from indexer.scan import Indexer
 from indexer.watch import Watcher, WatchOptions, _coalesce
+from tests.polling import wait_for as poll
 
 DEADLINE = 30.0
 
 
-def wait_for(check: Callable[[], object], what: str, timeout: float = DEADLINE) -> object:
-    """Poll `check` until it returns something truthy; fail with `what` at the deadline."""
-    end = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
+def wait_for(check, what: str, timeout: float = DEADLINE):  # noqa: ANN001, ANN201
+    return poll(check, what, timeout)
 
 
 def rows(engine) -> dict[str, tuple[str, int, int]]:  # noqa: ANN001

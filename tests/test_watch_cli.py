@@ -10,25 +10,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.polling import wait_for as poll
 
 pytestmark = pytest.mark.slow
 DEADLINE = 60.0
 
 
 def wait_for(check, what: str, timeout: float = DEADLINE):  # noqa: ANN001, ANN201
-    """Poll `check` until it returns something truthy; fail with `what` at the deadline."""
-    end = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
+    return poll(check, what, timeout)
 
 
 def moodindex(*args: str, **kwargs) -> subprocess.CompletedProcess:  # noqa: ANN003
