@@ -161,6 +161,33 @@ def ours(paths_root: Path, workers: int, detector: str, db: Path) -> tuple[float
     return secs, found, mem.peak_mb
 
 
+def stage_costs(paths: list[str]) -> dict[str, float]:
+    """Milliseconds per photo of each stage of our pipeline on one core, YuNet installed:
+    where the time goes, and what no amount of parallelism below the decoder can beat."""
+    from indexer.media.decode import decode
+    from indexer.media.exif import read_exif
+    from indexer.pipeline import Analyzer, file_hash
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    analyzer = Analyzer("yunet", threads=1)
+    ms = dict.fromkeys(("read + hash + EXIF", "decode (libjpeg, DCT-scaled)", "detect + crop + classify"), 0.0)
+    for p in paths:
+        t0 = time.perf_counter()
+        data = Path(p).read_bytes()
+        file_hash(data)
+        read_exif(data)
+        t1 = time.perf_counter()
+        image = decode(data, ".jpg").image
+        t2 = time.perf_counter()
+        analyzer.faces_in(image)
+        t3 = time.perf_counter()
+        for key, secs in zip(ms, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            ms[key] += secs * 1000 / len(paths)
+    cv2.setNumThreads(threads)
+    return ms
+
+
 def unchanged_rerun(tmp: Path, n: int) -> float:
     """`moodindex index` over n already-indexed, unchanged files, as a user runs it."""
     from indexer.config import Settings
@@ -216,6 +243,12 @@ def main() -> int:
             pps = len(paths) / secs
             print(f"{name:42} {pps:9.2f} {t_naive / secs:8.1f} {sc['recall']:7.3f} {sc['false_per_photo']:12.2f} "
                   f"{rss if rss is not None else '':>10}")
+        costs = stage_costs(paths)
+        print("our cost per photo on one core: " + ", ".join(f"{k} {v:.1f} ms" for k, v in costs.items()))
+        decode_ms = costs["decode (libjpeg, DCT-scaled)"]
+        ceiling = args.workers * 1000 / decode_ms
+        print(f"ceiling set by JPEG decoding alone with {args.workers} workers: {ceiling:.0f} photos/s "
+              f"= {ceiling * t_naive / len(paths):.1f}x naive")
         if args.unchanged:
             secs = unchanged_rerun(tmp, args.unchanged)
             print(f"`moodindex index` over {args.unchanged} unchanged files: {secs:.2f} s (best of 3, with start-up)")

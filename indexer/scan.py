@@ -125,6 +125,9 @@ _ANALYZER = None
 def _init_worker(settings: Settings) -> None:
     global _ANALYZER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    import cv2
+
+    cv2.setNumThreads(1)  # one worker per core already: OpenCV's own threads would only contend
     from indexer.pipeline import Analyzer
 
     _ANALYZER = Analyzer(settings.detector, settings.model, settings.threads, settings.max_pixels)
