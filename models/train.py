@@ -3,6 +3,8 @@
     pip install -e '.[train]'
     python models/train.py --run models/runs/vgg-v1            # from scratch, seeded
     python models/train.py --run models/runs/vgg-v1            # again: resumes from last.keras
+    python models/train.py --run models/runs/vgg-v1-r2 --init-from models/runs/vgg-v1/best.keras \
+        --epochs 30 --lr 0.02 --warmup-epochs 1                # a warm restart (SGDR) of a trained net
 
 Train on fer2013_train.npz, select on fer2013_val.npz (PublicTest); the PrivateTest split
 is held out and never read here.  Every epoch writes `last.keras` (weights + optimizer
@@ -45,6 +47,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--widths", default="32,64,128,256")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from this checkpoint's weights with a fresh optimizer and schedule (a warm restart)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after this long (0 = no limit)")
     return p.parse_args()
 
@@ -154,6 +158,10 @@ def main() -> int:
         print(f"resuming {last} after epoch {state['epoch']}", flush=True)
     else:
         model = build_model(widths, tf)
+        if args.init_from:
+            trained = tf.keras.models.load_model(args.init_from, compile=False, safe_mode=False)
+            model.set_weights(trained.get_weights())
+            print(f"initialised from {args.init_from}", flush=True)
         opt = tf.keras.optimizers.SGD(learning_rate=WarmupCosine(), momentum=0.9, nesterov=True,
                                       weight_decay=args.weight_decay)
         model.compile(optimizer=opt,
