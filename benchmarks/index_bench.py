@@ -166,7 +166,8 @@ def stage_costs(paths: list[str]) -> dict[str, float]:
     where the time goes, and what no amount of parallelism below the decoder can beat."""
     from indexer.media.decode import decode
     from indexer.media.exif import read_exif
-    from indexer.pipeline import Analyzer, file_hash
+    from indexer.media.fingerprint import fingerprint
+    from indexer.pipeline import Analyzer
 
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
@@ -175,7 +176,7 @@ def stage_costs(paths: list[str]) -> dict[str, float]:
     for p in paths:
         t0 = time.perf_counter()
         data = Path(p).read_bytes()
-        file_hash(data)
+        fingerprint(data)
         read_exif(data)
         t1 = time.perf_counter()
         image = decode(data, ".jpg").image

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import numpy as np
 
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
+from indexer.media.fingerprint import fingerprint
 from indexer.vision.crop import CLASSES, FACE_MARGIN, FACE_MARGINS, crop_faces
 from indexer.vision.faces import Detection
 
@@ -72,19 +72,16 @@ class PhotoResult:
     faces: tuple[FaceResult, ...] = field(default_factory=tuple)
     detector: str | None = None
     model_version: str | None = None
+    # the file changed but not its pixels (a metadata edit): EXIF fields are new, the faces
+    # found before still hold, and no model ran
+    pixels_unchanged: bool = False
 
 
-def file_hash(data: bytes) -> str:
-    """Content fingerprint that lets a moved or renamed photo keep its results."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def hash_path(path: str | Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+@dataclass(frozen=True)
+class KnownPhoto:
+    """What the index holds for a changed file: enough to tell a metadata-only edit."""
+    content_hash: str
+    orientation: int | None
 
 
 class Analyzer:
@@ -100,7 +97,10 @@ class Analyzer:
         self.max_pixels = max_pixels
         self.min_face = min_face
 
-    def analyze(self, path: str | Path, st: os.stat_result | None = None) -> PhotoResult:
+    def analyze(self, path: str | Path, st: os.stat_result | None = None,
+                known: KnownPhoto | None = None) -> PhotoResult:
+        """Analyse one file.  With `known` (the index's row for a file whose size or mtime
+        changed), a file whose pixels and orientation are the same is not decoded again."""
         path = str(path)
         try:
             st = st or os.stat(path)
@@ -114,7 +114,7 @@ class Analyzer:
                 data = f.read()
         except OSError as exc:
             return PhotoResult(**base, status="error", error=f"cannot read file: {exc.strerror or exc}")
-        base["content_hash"] = file_hash(data)
+        base["content_hash"] = fingerprint(data)
         base["detector"] = self.detector.version
         base["model_version"] = self.model.model_id
         exif = read_exif(data)
@@ -124,6 +124,8 @@ class Analyzer:
             dates = {"taken_at": datetime.fromtimestamp(st.st_mtime_ns / 1e9).replace(microsecond=0),
                      "date_source": "file"}
         base.update(dates, camera=exif.camera, orientation=exif.orientation)
+        if known and (known.content_hash, known.orientation) == (base["content_hash"], exif.orientation):
+            return PhotoResult(**base, status="ok", pixels_unchanged=True)
         try:
             decoded = decode(data, Path(path).suffix, exif.orientation, self.max_pixels)
         except MissingExtra as exc:

@@ -53,6 +53,7 @@ class ScanSummary:
     deleted: int = 0
     failed: int = 0
     skipped: int = 0
+    metadata_only: int = 0  # of `changed`: only the metadata was edited, no model ran
     faces: int = 0
     seconds: float = 0.0
     unreachable_roots: list[str] = field(default_factory=list)
@@ -133,8 +134,8 @@ def _init_worker(settings: Settings) -> None:
     _ANALYZER = Analyzer(settings.detector, settings.model, settings.threads, settings.max_pixels)
 
 
-def _analyze_in_worker(path: str):  # noqa: ANN202
-    return _ANALYZER.analyze(path)
+def _analyze_in_worker(path: str, known):  # noqa: ANN001, ANN202
+    return _ANALYZER.analyze(path, known=known)
 
 
 class Indexer:
@@ -224,14 +225,19 @@ class Indexer:
                    summary: ScanSummary, on_progress: ProgressFn | None) -> None:
         with Session(self.engine) as s:
             known = self._known_rows(s, found, reachable)
+        from indexer.pipeline import KnownPhoto
+
         to_process: list[tuple[str, str]] = []
         new_paths: list[str] = []
+        edited: dict[str, KnownPhoto] = {}  # changed files whose pixels may be the same
         for path, (st, root) in found.items():
             row = known.get(path)
             if row is None or row.status == STATUS_DELETED:
                 new_paths.append(path)
             elif self.force or row.status == STATUS_SKIPPED or (row.size, row.mtime_ns) != (st.st_size, st.st_mtime_ns):
                 to_process.append((path, root))
+                if not self.force and row.status == STATUS_OK and row.content_hash:
+                    edited[path] = KnownPhoto(row.content_hash, row.orientation)
             else:
                 summary.unchanged += 1
         vanished = [r for p, r in known.items() if p not in found and r.status != STATUS_DELETED
@@ -255,12 +261,12 @@ class Indexer:
             cutoff = datetime.now() - timedelta(days=TOMBSTONE_DAYS)
             s.execute(delete(Photo).where(Photo.status == STATUS_DELETED, Photo.indexed_at < cutoff))
         if to_process:
-            self._process(to_process, {p for p, r in known.items() if r.status != STATUS_DELETED}, summary,
-                          on_progress)
+            self._process(to_process, {p for p, r in known.items() if r.status != STATUS_DELETED}, edited,
+                          summary, on_progress)
 
     @staticmethod
     def _known_rows(s: Session, found: dict, reachable: list[str]) -> dict[str, Photo]:
-        cols = (Photo.id, Photo.path, Photo.size, Photo.mtime_ns, Photo.status, Photo.content_hash)
+        cols = (Photo.id, Photo.path, Photo.size, Photo.mtime_ns, Photo.status, Photo.content_hash, Photo.orientation)
         known = {}
         for root in reachable:
             for r in s.execute(select(*cols).where(_under(Photo.path, root))):
@@ -287,10 +293,10 @@ class Indexer:
         same_size = candidates.get(st.st_size)
         if not same_size:
             return None
-        from indexer.pipeline import hash_path
+        from indexer.media.fingerprint import fingerprint_file
 
         try:
-            digest = hash_path(path)
+            digest = fingerprint_file(path)
         except OSError:
             return None
         for i, cand in enumerate(same_size):
@@ -309,8 +315,9 @@ class Indexer:
         return len(rows)
 
     # -- running the pipeline ------------------------------------------------------------
-    def _results(self, paths: list[str]):  # noqa: ANN202
-        """Yield PhotoResults as they finish: in-process for one worker or a handful of files."""
+    def _results(self, paths: list[str], known: dict):  # noqa: ANN202
+        """Yield PhotoResults as they finish: in-process for one worker or a handful of files.
+        `known` holds the index's hash and orientation of changed files (see Analyzer.analyze)."""
         workers = max(1, min(self.settings.workers, len(paths)))
         if self._analyzer is None:  # also checks, here and clearly, that the model and detector load
             from indexer.pipeline import Analyzer
@@ -321,7 +328,7 @@ class Indexer:
             for p in paths:
                 if self.stop.is_set():
                     return
-                yield self._analyzer.analyze(p)
+                yield self._analyzer.analyze(p, known=known.get(p))
             return
         pending: dict[cf.Future, str] = {}
         queue = iter(paths)
@@ -335,7 +342,7 @@ class Indexer:
                     nxt = next(queue, None)
                     if nxt is None:
                         break
-                    pending[self._pool.submit(_analyze_in_worker, nxt)] = nxt
+                    pending[self._pool.submit(_analyze_in_worker, nxt, known.get(nxt))] = nxt
                 if not pending:
                     return
                 done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
@@ -344,13 +351,13 @@ class Indexer:
                     try:
                         yield fut.result()
                     except cf.process.BrokenProcessPool:
-                        yield from self._after_crash(path, pending)
+                        yield from self._after_crash(path, pending, known)
                         break
         finally:
             for fut in pending:
                 fut.cancel()
 
-    def _after_crash(self, path: str, pending: dict[cf.Future, str]):  # noqa: ANN202
+    def _after_crash(self, path: str, pending: dict[cf.Future, str], known: dict):  # noqa: ANN202
         """A worker died (a decoder crash, the OOM killer): blame the file, not the run.
 
         Every file in flight is retried once, one at a time in a fresh pool, so only the
@@ -366,7 +373,7 @@ class Indexer:
             with cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker,
                                         initargs=(self.settings,)) as solo:
                 try:
-                    yield solo.submit(_analyze_in_worker, p).result()
+                    yield solo.submit(_analyze_in_worker, p, known.get(p)).result()
                 except cf.process.BrokenProcessPool:
                     log.error("%s: the analysing process crashed on this file", p)
                     try:
@@ -377,19 +384,20 @@ class Indexer:
                     yield PhotoResult(p, size, mtime, STATUS_ERROR,
                                       "the decoder or detector crashed on this file (worker process died)")
 
-    def _process(self, items: list[tuple[str, str]], existing: set[str], summary: ScanSummary,
+    def _process(self, items: list[tuple[str, str]], existing: set[str], known: dict, summary: ScanSummary,
                  on_progress: ProgressFn | None) -> None:
         roots = dict(items)
         batch: list = []
         last_flush = time.monotonic()
         done = 0
         try:
-            for result in self._results([p for p, _ in items]):
+            for result in self._results([p for p, _ in items], known):
                 batch.append(result)
                 done += 1
                 if result.status == STATUS_OK:
                     summary.new += result.path not in existing
                     summary.changed += result.path in existing
+                    summary.metadata_only += result.pixels_unchanged
                     summary.faces += len(result.faces)
                 elif result.status == STATUS_SKIPPED:
                     summary.skipped += 1
@@ -419,6 +427,12 @@ class Indexer:
         with session_scope(self.engine) as s:
             for res in results:
                 row = s.scalar(select(Photo).where(Photo.path == res.path))
+                if res.pixels_unchanged and row is not None:
+                    for name in ("size", "mtime_ns", "content_hash", "taken_at", "date_source", "utc_offset_min",
+                                 "camera"):
+                        setattr(row, name, getattr(res, name))
+                    row.indexed_at = now
+                    continue
                 if row is None:
                     row = Photo(path=res.path, root=roots[res.path])
                     s.add(row)
@@ -446,11 +460,11 @@ class Indexer:
 def metadata_rewritten(engine: Engine, path: str | Path) -> None:
     """We just wrote tags into this photo's own metadata: its pixels are the same, so record
     its new size, mtime and hash instead of letting the next scan re-run the models on it."""
-    from indexer.pipeline import hash_path
+    from indexer.media.fingerprint import fingerprint_file
 
     path = normalise_root(path)
     try:
-        st, digest = os.stat(path), hash_path(path)
+        st, digest = os.stat(path), fingerprint_file(path)
     except OSError:
         return
     with session_scope(engine) as s:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -249,3 +250,41 @@ def test_haar_works_with_zero_downloads(run_cli, tmp_path, dev_faces_dir, db_pat
     row = _rows(db_path)[str(path)]
     assert row.detector.startswith("haar") and row.face_count >= 1  # Haar may add a false face
     assert max(iou(truth[0], (f.x, f.y, f.w, f.h)) for f in row.faces) > 0.5
+
+
+def _exiftool(*args: str) -> None:
+    from fixtures.tagkit import need_exiftool
+
+    subprocess.run([need_exiftool(), "-q", "-overwrite_original", *args], check=True)
+
+
+def test_metadata_edit_keeps_faces_and_reads_the_new_date(run_cli, library, db_path, monkeypatch):
+    """digiKam or exiftool writing into a JPEG changes its bytes, not its pixels: no model runs."""
+    party = library / "2019" / "party.jpg"
+    _summary(run_cli("index", library, "--format", "json"))
+    before = _rows(db_path)[str(party)]
+    _exiftool("-XMP-digiKam:TagsList=People/Friends", "-DateTimeOriginal=2019:07:15 10:00:00", str(party))
+    monkeypatch.setattr("indexer.pipeline.Analyzer.faces_in", lambda *a, **k: pytest.fail("pixels did not change"))
+    summary = _summary(run_cli("index", library, "--format", "json"))
+    assert summary["changed"] == summary["metadata_only"] == 1 and summary["failed"] == 0
+    after = _rows(db_path)[str(party)]
+    assert after.taken_at == datetime(2019, 7, 15, 10, 0, 0)
+    assert (after.size, after.mtime_ns) == (party.stat().st_size, party.stat().st_mtime_ns)
+    assert [(f.x, f.y, f.w, f.h, f.emotion) for f in after.faces] == \
+        [(f.x, f.y, f.w, f.h, f.emotion) for f in before.faces]
+    assert after.content_hash == before.content_hash and after.model_version == before.model_version
+
+
+def test_new_orientation_or_pixels_rerun_the_models(run_cli, library, db_path):
+    party, rain = library / "2019" / "party.jpg", library / "2019" / "rain.jpg"
+    _summary(run_cli("index", library, "--format", "json"))
+    before = _rows(db_path)
+    _exiftool("-Orientation#=6", str(party))  # turned by metadata: boxes move
+    data = bytearray(rain.read_bytes())
+    data[-200] ^= 0xFF  # one byte of the scan: other pixels
+    rain.write_bytes(bytes(data))
+    summary = _summary(run_cli("index", library, "--format", "json"))
+    assert summary["changed"] == 2 and summary["metadata_only"] == 0
+    after = _rows(db_path)
+    assert (after[str(party)].width, after[str(party)].height) == (1800, 2400)  # analysed upright again
+    assert after[str(rain)].content_hash != before[str(rain)].content_hash

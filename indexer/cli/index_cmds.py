@@ -72,7 +72,8 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
     if app.verbosity >= 0:
         for why in summary.unreachable_roots:
             click.echo(f"kept, not scanned: {why}", err=True)
-        click.echo(f"{summary.new} new, {summary.changed} changed, {summary.unchanged} unchanged, "
+        edited = f" ({summary.metadata_only} metadata only)" if summary.metadata_only else ""
+        click.echo(f"{summary.new} new, {summary.changed} changed{edited}, {summary.unchanged} unchanged, "
                    f"{summary.moved} moved, {summary.deleted} deleted, {summary.failed} failed, "
                    f"{summary.skipped} skipped; {summary.faces} faces; "
                    f"{summary.photos_per_second:.1f} photos/s in {summary.seconds:.1f} s")
