@@ -55,9 +55,9 @@ def analysed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     original = Analyzer.analyze
 
-    def counting(self, path, st=None):  # noqa: ANN001, ANN202
+    def counting(self, path, st=None, known=None):  # noqa: ANN001, ANN202
         calls.append(str(path))
-        return original(self, path, st)
+        return original(self, path, st, known)
 
     monkeypatch.setattr(Analyzer, "analyze", counting)
     return calls

@@ -18,8 +18,8 @@ CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surpris
 FACE_MARGIN = 0.1
 # Detectors frame faces differently (YuNet: tight, chin to brows; Haar: a looser square), so
 # each gets the margin that best reproduces FER framing: benchmarks/calibrate_crop.py.
-# Measured on 1,095 labelled real photos (top-face accuracy, int8 model): YuNet 0.00 -> 56.0 %
-# (0.10 -> 53.2 %, 0.20 -> 47.2 %); Haar 0.10 -> 60.0 % (0.00 -> 55.6 %, 0.20 -> 57.2 %).
+# Measured on 1,095 labelled real photos (top-face accuracy, int8 model 1.1): YuNet 0.00 -> 55.2 %
+# (-0.05 -> 54.3 %, 0.10 -> 53.2 %, 0.20 -> 46.5 %); Haar 0.10 -> 60.3 % (0.00 -> 55.6 %, 0.20 -> 57.0 %).
 FACE_MARGINS: dict[str, float] = {"yunet": 0.0, "haar": 0.1}
 
 
