@@ -5,6 +5,8 @@ classify) runs in `pipeline.Analyzer`, in worker processes; everything here is c
 bookkeeping against the database:
 
 - unchanged (same size and mtime_ns) files are never re-read;
+- a changed file whose fingerprint and orientation are the same (someone edited its metadata)
+  gets its EXIF fields re-read and keeps its faces: no model runs;
 - a file that is new here but has the size and content hash of a photo that vanished
   (or was deleted earlier: tombstones) is a move: its row is re-pointed, no model runs;
 - a root that is missing, or empty while the index has photos in it, is treated as
@@ -427,7 +429,9 @@ class Indexer:
         with session_scope(self.engine) as s:
             for res in results:
                 row = s.scalar(select(Photo).where(Photo.path == res.path))
-                if res.pixels_unchanged and row is not None:
+                if res.pixels_unchanged:
+                    if row is None:  # removed meanwhile (the watcher): the next scan sees a new file
+                        continue
                     for name in ("size", "mtime_ns", "content_hash", "taken_at", "date_source", "utc_offset_min",
                                  "camera"):
                         setattr(row, name, getattr(res, name))
