@@ -1,6 +1,7 @@
 """Indexing speed and detection quality vs a naive pipeline, in one run (same machine, same load).
 
     python benchmarks/index_bench.py [--photos 16] [--workers 2] [--unchanged 10000]
+    python benchmarks/index_bench.py --photos 40 --sweep    # YuNet: detection size x score cut-off
 
 Builds 8-12 MP JPEGs with 1-3 labelled faces (150-700 px) from ../shared pasted into
 photo-like canvases, then measures:
@@ -189,6 +190,26 @@ def stage_costs(paths: list[str]) -> dict[str, float]:
     return ms
 
 
+def detection_sweep(truth: dict[str, list], sizes: list[int], cutoffs: list[float]) -> None:
+    """Recall and false faces of YuNet per detection size and score cut-off, through the real
+    Analyzer (one process): how DETECT_LONG_SIDE and YUNET_SCORE_THRESHOLD were chosen."""
+    import indexer.pipeline as pipeline
+    from indexer.vision.faces import YuNetDetector
+
+    analyzer, default = pipeline.Analyzer("yunet", threads=1), pipeline.DETECT_LONG_SIDE
+    print(f"{'cut-off':>8} {'detect px':>10} {'recall':>7} {'false/photo':>12}")
+    try:
+        for cutoff in cutoffs:
+            analyzer.detector = YuNetDetector(score_threshold=cutoff)
+            for size in sizes:
+                pipeline.DETECT_LONG_SIDE = size
+                found = {p: [f.box for f in analyzer.analyze(p).faces] for p in truth}
+                sc = score(found, truth)
+                print(f"{cutoff:8.2f} {size:10d} {sc['recall']:7.3f} {sc['false_per_photo']:12.2f}", flush=True)
+    finally:
+        pipeline.DETECT_LONG_SIDE = default
+
+
 def unchanged_rerun(tmp: Path, n: int) -> float:
     """`moodindex index` over n already-indexed, unchanged files, as a user runs it."""
     from indexer.config import Settings
@@ -223,6 +244,8 @@ def main() -> int:
     ap.add_argument("--photos", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--unchanged", type=int, default=10_000)
+    ap.add_argument("--sweep", action="store_true",
+                    help="only the YuNet detection-size x score cut-off table (recall, false faces)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -231,6 +254,12 @@ def main() -> int:
         paths = sorted(truth)
         mp = sum(cv2.imread(p, cv2.IMREAD_REDUCED_GRAYSCALE_8).size * 64 for p in paths) / len(paths) / 1e6
         print(f"{len(paths)} photos, {mp:.1f} MP average, {sum(map(len, truth.values()))} faces", flush=True)
+        if args.sweep:
+            from indexer.vision.detector_install import add_yunet
+
+            add_yunet(SHARED / "models" / "face_detection_yunet_2026may.onnx")
+            detection_sweep(truth, [800, 720, 640, 512], [0.8, 0.6])
+            return 0
         t_naive, f_naive = naive(paths)
         rows = {"naive (full decode + Haar, 1 process)": (t_naive, score(f_naive, truth), None)}
         from indexer.vision.detector_install import add_yunet

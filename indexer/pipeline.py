@@ -31,7 +31,7 @@ MIN_FACE_ANALYSIS_PX = 32
 # Detectors run on a smaller copy: a face worth classifying (>= 150 px in a 12 MP photo) is
 # still >= 27 px there, and detection cost falls with the square of the size.  Measured on the
 # index benchmark's photos with YuNet: 800 px finds 95.0 % of faces, 720 px 93.8 %, 640 px
-# 91.2 %, 512 px 81.2 % (`python benchmarks/index_bench.py`).
+# 91.2 %, 512 px 81.2 % (`python benchmarks/index_bench.py --photos 40 --sweep`).
 DETECT_LONG_SIDE = 720
 
 

@@ -98,6 +98,7 @@ class HaarDetector:
 # the benchmark's faces at 800 px; 0.6 finds 98.8 % and 95.0 %, with one photo getting a second box
 # and no false faces on the benchmark's textured canvases.  Real faces that are grey, small or
 # tilted score 0.6-0.8, so the stricter cut-off of OpenCV Zoo's demo (0.9) loses them.
+# (`python benchmarks/index_bench.py --photos 40 --sweep`; the real photos: benchmarks/calibrate_crop.py)
 YUNET_SCORE_THRESHOLD = 0.6
 
 
