@@ -18,7 +18,7 @@ import numpy as np
 
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
-from indexer.media.fingerprint import fingerprint
+from indexer.media.fingerprint import KnownPhoto, fingerprint
 from indexer.vision.crop import CLASSES, FACE_MARGIN, FACE_MARGINS, crop_faces
 from indexer.vision.faces import Detection
 
@@ -75,13 +75,6 @@ class PhotoResult:
     # the file changed but not its pixels (a metadata edit): EXIF fields are new, the faces
     # found before still hold, and no model ran
     pixels_unchanged: bool = False
-
-
-@dataclass(frozen=True)
-class KnownPhoto:
-    """What the index holds for a changed file: enough to tell a metadata-only edit."""
-    content_hash: str
-    orientation: int | None
 
 
 class Analyzer:

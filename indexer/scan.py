@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from indexer.config import Settings
 from indexer.db.models import STATUS_DELETED, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, Face, Photo, Run
 from indexer.db.session import session_scope
+from indexer.media.fingerprint import KnownPhoto, fingerprint_file
 from indexer.vision.crop import CLASSES
 from indexer.walk import WalkProblems, walk_photos
 
@@ -227,8 +228,6 @@ class Indexer:
                    summary: ScanSummary, on_progress: ProgressFn | None) -> None:
         with Session(self.engine) as s:
             known = self._known_rows(s, found, reachable)
-        from indexer.pipeline import KnownPhoto
-
         to_process: list[tuple[str, str]] = []
         new_paths: list[str] = []
         edited: dict[str, KnownPhoto] = {}  # changed files whose pixels may be the same
@@ -295,8 +294,6 @@ class Indexer:
         same_size = candidates.get(st.st_size)
         if not same_size:
             return None
-        from indexer.media.fingerprint import fingerprint_file
-
         try:
             digest = fingerprint_file(path)
         except OSError:
@@ -464,8 +461,6 @@ class Indexer:
 def metadata_rewritten(engine: Engine, path: str | Path) -> None:
     """We just wrote tags into this photo's own metadata: its pixels are the same, so record
     its new size, mtime and hash instead of letting the next scan re-run the models on it."""
-    from indexer.media.fingerprint import fingerprint_file
-
     path = normalise_root(path)
     try:
         st, digest = os.stat(path), fingerprint_file(path)

@@ -4,7 +4,7 @@
     python models/train.py --run models/runs/vgg-v1            # from scratch, seeded
     python models/train.py --run models/runs/vgg-v1            # again: resumes from last.keras
     python models/train.py --run models/runs/vgg-v1-r2 --init-from models/runs/vgg-v1/best.keras \
-        --epochs 30 --lr 0.02 --warmup-epochs 1                # a warm restart (SGDR) of a trained net
+        --epochs 22 --lr 0.02 --warmup-epochs 1                # a warm restart (SGDR) of a trained net
 
 Train on fer2013_train.npz, select on fer2013_val.npz (PublicTest); the PrivateTest split
 is held out and never read here.  Every epoch writes `last.keras` (weights + optimizer
@@ -159,8 +159,11 @@ def main() -> int:
     else:
         model = build_model(widths, tf)
         if args.init_from:
-            trained = tf.keras.models.load_model(args.init_from, compile=False, safe_mode=False)
-            model.set_weights(trained.get_weights())
+            trained = tf.keras.models.load_model(args.init_from, compile=False)
+            try:
+                model.set_weights(trained.get_weights())
+            except ValueError as exc:
+                raise SystemExit(f"--init-from {args.init_from}: not a net of --widths {args.widths} ({exc})") from exc
             print(f"initialised from {args.init_from}", flush=True)
         opt = tf.keras.optimizers.SGD(learning_rate=WarmupCosine(), momentum=0.9, nesterov=True,
                                       weight_decay=args.weight_decay)

@@ -11,11 +11,20 @@ are hashed whole (a metadata edit there re-runs the models: slower, never wrong)
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 _SOI, _SOS = b"\xff\xd8", 0xDA
 _METADATA_MARKERS = frozenset(range(0xE0, 0xF0)) | {0xFE}  # APPn, COM
 _STANDALONE_MARKERS = frozenset(range(0xD0, 0xD8)) | {0x01}  # RSTn, TEM: no length field
+
+
+@dataclass(frozen=True)
+class KnownPhoto:
+    """What the index holds for a file whose size or mtime changed: enough to tell a
+    metadata-only edit (same fingerprint, same orientation) from new pixels."""
+    content_hash: str
+    orientation: int | None
 
 
 def _jpeg_image_parts(data: bytes) -> list[memoryview] | None:
