@@ -22,7 +22,6 @@ import json
 import logging
 import multiprocessing
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +38,7 @@ from indexer.db.session import session_scope
 from indexer.media.fingerprint import KnownPhoto, fingerprint_file
 from indexer.vision.crop import CLASSES
 from indexer.walk import WalkProblems, walk_photos
+from indexer.worker import analyze_in_worker, init_worker
 
 log = logging.getLogger(__name__)
 
@@ -120,25 +120,6 @@ def root_problem(engine: Engine, root: str) -> str | None:
         has_rows = s.scalar(select(Photo.id).where(_under(Photo.path, root), Photo.status != STATUS_DELETED)
                             .limit(1)) is not None  # tombstones alone are no reason to think it unmounted
     return root_state(root, has_rows)
-
-
-# -- worker processes ---------------------------------------------------------------
-_ANALYZER = None
-
-
-def _init_worker(settings: Settings) -> None:
-    global _ANALYZER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    import cv2
-
-    cv2.setNumThreads(1)  # one worker per core already: OpenCV's own threads would only contend
-    from indexer.pipeline import Analyzer
-
-    _ANALYZER = Analyzer(settings.detector, settings.model, settings.threads, settings.max_pixels)
-
-
-def _analyze_in_worker(path: str, known):  # noqa: ANN001, ANN202
-    return _ANALYZER.analyze(path, known=known)
 
 
 class Indexer:
@@ -335,13 +316,13 @@ class Indexer:
             while True:
                 if self._pool is None:
                     ctx = multiprocessing.get_context("spawn")
-                    self._pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                    self._pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
                                                         initargs=(self.settings,))
                 while len(pending) < workers * 4 and not self.stop.is_set():
                     nxt = next(queue, None)
                     if nxt is None:
                         break
-                    pending[self._pool.submit(_analyze_in_worker, nxt, known.get(nxt))] = nxt
+                    pending[self._pool.submit(analyze_in_worker, nxt, known.get(nxt))] = nxt
                 if not pending:
                     return
                 done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
@@ -369,10 +350,10 @@ class Indexer:
         self._pool = None
         for p in suspects:
             ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker,
+            with cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=init_worker,
                                         initargs=(self.settings,)) as solo:
                 try:
-                    yield solo.submit(_analyze_in_worker, p, known.get(p)).result()
+                    yield solo.submit(analyze_in_worker, p, known.get(p)).result()
                 except cf.process.BrokenProcessPool:
                     log.error("%s: the analysing process crashed on this file", p)
                     try:
