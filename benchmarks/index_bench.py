@@ -3,20 +3,29 @@
     python benchmarks/index_bench.py [--photos 16] [--workers 2] [--unchanged 10000]
     python benchmarks/index_bench.py --photos 40 --sweep    # YuNet: detection size x score cut-off
 
-Builds 8-12 MP JPEGs with 1-3 labelled faces (150-700 px) from ../shared pasted into
-photo-like canvases, then measures:
+Builds 8-12 MP JPEGs with 1-3 labelled faces (150-700 px) from ../shared pasted into scenes, then
+measures:
   naive : what the `fer` package does: full-resolution decode + Haar on the full image
           (scaleFactor 1.1, minNeighbors 5, minSize 50) + our model on each face, one process;
+  fer   : the `fer` package itself, when installed (`pip install fer --no-deps`; needs TensorFlow);
   ours  : `Indexer.scan` with N worker processes (reduced JPEG decode + detector + batched int8
           model + SQLite writes), with YuNet (installed from ../shared) and with Haar;
 plus recall of faces >= 150 px, false detections per photo, peak RSS per worker, and the
 time for `moodindex index` over N unchanged files (a subprocess, start-up included).
+
+Scenes (--scenes): `photos` (default) are real photographs with no people in them -- the
+photographic wallpapers of Debian's `plasma-workspace-wallpapers` and `mate-backgrounds` packages
+(`apt-get install plasma-workspace-wallpapers mate-backgrounds`; read from /usr/share, never copied
+into this repository); `noise` is synthetic 1/f noise; or a folder of your own face-free photos.
+The scene matters to the naive pipeline: Haar's cost and false hits depend on how many windows look
+a little like a face, and real foliage, gravel or boats do far more often than noise does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import subprocess
@@ -50,7 +59,49 @@ def textured(width: int, height: int, seed: int) -> np.ndarray:
     return np.clip(128 + 45 * acc, 0, 255).astype(np.uint8)
 
 
-def build_photos(out: Path, n: int, seed: int = 0) -> dict[str, list]:
+# Every photograph (no illustrations, renders or abstract art) among the two packages' wallpapers,
+# listed up front so that the set is fixed, not picked by how the benchmark came out.
+KDE_PHOTOS = ("BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
+              "Kite", "OneStandsOut", "Path", "Volna", "summer_1am")
+MATE_PHOTOS = ("Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops", "Storm",
+               "TwoWings", "Wood", "YellowFlower")
+
+
+def scene_files(scenes: str) -> list[Path]:
+    """The background photos for --scenes (empty for `noise`); a clear error when there are none."""
+    if scenes == "noise":
+        return []
+    if scenes == "photos":
+        files = []
+        for name in KDE_PHOTOS:  # the largest size each wallpaper ships
+            sizes = Path("/usr/share/wallpapers", name, "contents", "images").glob("*.jpg")
+            best = max(sizes, key=lambda f: f.stat().st_size, default=None)
+            files += [best] if best else []
+        mate = Path("/usr/share/backgrounds/mate/nature")
+        files += [f for name in MATE_PHOTOS if (f := mate / f"{name}.jpg").is_file()]
+        hint = "apt-get install plasma-workspace-wallpapers mate-backgrounds (or --scenes noise, or --scenes DIR)"
+    else:
+        files = sorted(f for f in Path(scenes).glob("*") if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        hint = f"put face-free photos into {scenes}"
+    if not files:
+        raise SystemExit(f"no scene photos found for --scenes {scenes}: {hint}")
+    return files
+
+
+def scene(file: Path | None, width: int, height: int, seed: int) -> np.ndarray:
+    """A background of the photo's size: the scene photo scaled to cover it and centre-cropped
+    (mirrored on odd seeds, for variety), or 1/f noise when there is no file."""
+    if file is None:
+        return textured(width, height, seed)
+    img = cv2.imread(str(file))
+    scale = max(width / img.shape[1], height / img.shape[0])
+    img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_CUBIC)
+    x0, y0 = (img.shape[1] - width) // 2, (img.shape[0] - height) // 2
+    img = img[y0:y0 + height, x0:x0 + width]
+    return np.ascontiguousarray(img[:, ::-1] if seed % 2 else img)
+
+
+def build_photos(out: Path, n: int, scenes: list[Path], seed: int = 0) -> dict[str, list]:
     rng = random.Random(seed)
     faces = dev_faces(SHARED / "data" / "facial_expressions_dev", None, 2000)
     truth = {}
@@ -59,7 +110,7 @@ def build_photos(out: Path, n: int, seed: int = 0) -> dict[str, list]:
         k = rng.randint(1, 3)
         px = rng.randint(180, 700)  # the face inside a dev photo is ~85 % of it: >= 150 px
         img, boxes = compose(rng.sample(faces, k), size=size, face_px=px, seed=i)
-        canvas = textured(size[0], size[1], seed=i)
+        canvas = scene(scenes[i % len(scenes)] if scenes else None, size[0], size[1], seed=i)
         for x, y, w, h in boxes:
             canvas[y:y + h, x:x + w] = img[y:y + h, x:x + w]
         # sensor grain + camera-like JPEG quality: 3-5 MB files like a real 12 MP camera's (a clean
@@ -99,6 +150,26 @@ def naive(paths: list[str]) -> tuple[float, dict]:
         if boxes:
             model.predict(crop_faces(img, boxes))
         found[p] = boxes
+    return time.perf_counter() - t0, found
+
+
+def fer_package(paths: list[str]) -> tuple[float, dict] | None:
+    """The `fer` package itself, as its README uses it (imread + detect_emotions), when it is
+    installed (`pip install fer --no-deps` next to TensorFlow): a check that `naive` is no slower
+    than the real thing.  None when it is not installed."""
+    try:
+        from fer.fer import FER
+    except ImportError:
+        try:
+            from fer import FER
+        except ImportError:
+            return None
+    detector = FER()
+    logging.getLogger().setLevel(logging.WARNING)  # TensorFlow's absl turns the root logger up to INFO
+    found = {}
+    t0 = time.perf_counter()
+    for p in paths:
+        found[p] = [tuple(int(v) for v in face["box"]) for face in detector.detect_emotions(cv2.imread(p))]
     return time.perf_counter() - t0, found
 
 
@@ -244,16 +315,21 @@ def main() -> int:
     ap.add_argument("--photos", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--unchanged", type=int, default=10_000)
+    ap.add_argument("--scenes", default="photos",
+                    help="photos (real photographs from Debian's wallpaper packages), noise, or a folder of photos")
     ap.add_argument("--sweep", action="store_true",
                     help="only the YuNet detection-size x score cut-off table (recall, false faces)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         os.environ["XDG_DATA_HOME"] = str(tmp / "xdg")  # YuNet installed here only
-        truth = build_photos(tmp / "photos", args.photos)
+        scenes = scene_files(args.scenes)
+        truth = build_photos(tmp / "photos", args.photos, scenes)
         paths = sorted(truth)
         mp = sum(cv2.imread(p, cv2.IMREAD_REDUCED_GRAYSCALE_8).size * 64 for p in paths) / len(paths) / 1e6
-        print(f"{len(paths)} photos, {mp:.1f} MP average, {sum(map(len, truth.values()))} faces", flush=True)
+        mb = sum(os.path.getsize(p) for p in paths) / len(paths) / 1e6
+        print(f"{len(paths)} photos, {mp:.1f} MP and {mb:.1f} MB average, {sum(map(len, truth.values()))} faces; "
+              f"scenes: {f'{len(scenes)} photographs' if scenes else '1/f noise'}", flush=True)
         if args.sweep:
             from indexer.vision.detector_install import add_yunet
 
@@ -261,18 +337,24 @@ def main() -> int:
             detection_sweep(truth, [800, 720, 640, 512], [0.8, 0.6])
             return 0
         t_naive, f_naive = naive(paths)
+        print(f"  naive: {len(paths) / t_naive:.2f} photos/s", flush=True)
         rows = {"naive (full decode + Haar, 1 process)": (t_naive, score(f_naive, truth), None)}
+        if (fer := fer_package(paths)) is not None:
+            import fer as fer_module
+
+            rows[f"fer {fer_module.__version__} package (TFLite model)"] = (fer[0], score(fer[1], truth), None)
         from indexer.vision.detector_install import add_yunet
 
         add_yunet(SHARED / "models" / "face_detection_yunet_2026may.onnx")
         for det in ("yunet", "haar"):
             secs, found, rss = ours(tmp / "photos", args.workers, det, tmp / f"{det}.db")
             rows[f"moodindex {det}, {args.workers} workers"] = (secs, score(found, truth), rss)
-        print(f"{'pipeline':42} {'photos/s':>9} {'x naive':>8} {'recall':>7} {'false/photo':>12} {'worker MB':>10}")
+        print(f"{'pipeline':42} {'photos/s':>9} {'x naive':>8} {'recall':>7} {'false/photo':>12} {'dets/face':>10} "
+              f"{'worker MB':>10}")
         for name, (secs, sc, rss) in rows.items():
             pps = len(paths) / secs
             print(f"{name:42} {pps:9.2f} {t_naive / secs:8.1f} {sc['recall']:7.3f} {sc['false_per_photo']:12.2f} "
-                  f"{rss if rss is not None else '':>10}")
+                  f"{sc['detections_per_face']:10.2f} {rss if rss is not None else '':>10}")
         costs = stage_costs(paths)
         print("our cost per photo on one core: " + ", ".join(f"{k} {v:.1f} ms" for k, v in costs.items()))
         decode_ms = costs["decode (libjpeg, DCT-scaled)"]
