@@ -29,10 +29,12 @@ MAX_FILE_BYTES = 2 << 30  # 2 GiB: no photo is bigger; refusing protects a worke
 # face much smaller than that has too few pixels for a trustworthy expression.
 MIN_FACE_ANALYSIS_PX = 32
 # Detectors run on a smaller copy: a face worth classifying (>= 150 px in a 12 MP photo) is
-# still >= 27 px there, and detection cost falls with the square of the size.  Measured on the
-# index benchmark's photos with YuNet: 800 px finds 95.0 % of faces, 720 px 93.8 %, 640 px
-# 91.2 %, 512 px 81.2 % (`python benchmarks/index_bench.py --photos 40 --sweep`).
-DETECT_LONG_SIDE = 720
+# still >= 30 px there, and detection cost falls with the square of the size.  Measured with
+# YuNet (cut-off 0.6) on the index benchmark's 60 photos of real scenes: 800 px finds 94.4 % of
+# the faces, 720 px 92.8 %, 640 px 88.0 %, 512 px 82.4 %, none of them false
+# (`python benchmarks/index_bench.py --photos 60 --sweep`).  On ONNX Runtime 800 px costs
+# ~7 ms per photo on one core, 1.7 ms more than 720 px: worth 1.6 points of recall.
+DETECT_LONG_SIDE = 800
 
 
 @dataclass(frozen=True)
