@@ -46,8 +46,12 @@ def test_same_faces_as_opencv(yunet_onnx, dev_faces_dir):
 
 
 def test_no_face_gives_an_empty_list(yunet_onnx):
-    flat = np.full((240, 320, 3), 128, np.uint8)
-    assert YuNetDetector(yunet_onnx, runtime="onnxruntime").detect(flat, 24) == []
+    """A flat picture, and pictures smaller than one stride or thinner than the padding."""
+    net = YuNetDetector(yunet_onnx, runtime="onnxruntime")
+    assert net.detect(np.full((240, 320, 3), 128, np.uint8), 24) == []
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1, 3), (10, 10, 3), (33, 17, 3), (2000, 50, 3), (64, 64)):
+        assert net.detect(rng.integers(0, 256, shape, dtype=np.uint8), 12) == []
 
 
 def test_a_model_that_is_not_yunet_is_refused(tmp_path):
