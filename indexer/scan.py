@@ -71,6 +71,12 @@ class ScanSummary:
     def photos_per_second(self) -> float:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def idle(self) -> bool:
+        """Nothing to do and nothing to report: every file unchanged, every root reachable."""
+        return not (self.new or self.changed or self.moved or self.deleted or self.failed or self.skipped
+                    or self.unreachable_roots or self.problems)
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["photos_per_second"] = round(self.photos_per_second, 2)
@@ -136,8 +142,11 @@ class Indexer:
         self._versions: tuple[str, str] | None = None
 
     # -- public API ------------------------------------------------------------------
-    def scan(self, roots: Sequence[str | Path], on_progress: ProgressFn | None = None) -> ScanSummary:
-        """Full reconcile of each root folder (or single photo file) with the index."""
+    def scan(self, roots: Sequence[str | Path], on_progress: ProgressFn | None = None,
+             record_idle: bool = True) -> ScanSummary:
+        """Full reconcile of each root folder (or single photo file) with the index.  Each scan is
+        recorded in `runs`, except, with record_idle=False, one that found nothing to do (the
+        watcher's periodic rescans: 288 a day would otherwise fill the table)."""
         started = time.monotonic()
         summary = ScanSummary()
         problems = WalkProblems()
@@ -159,7 +168,8 @@ class Indexer:
         summary.problems = problems.items
         self._reconcile(found, reachable, summary, on_progress)
         summary.seconds = time.monotonic() - started
-        self._record_run("index", roots, summary)
+        if record_idle or not summary.idle:
+            self._record_run("index", roots, summary)
         return summary
 
     def index_files(self, paths: Iterable[str | Path], root_of: Callable[[str], str],

@@ -237,7 +237,7 @@ class Watcher:
         log.info("watching %s with %s", ", ".join(r.path for r in self._roots), kind)
         active = [r.path for r in self._roots if r.paused is None]
         if active:
-            self._rescan(active, "start-up reconcile")
+            self._rescan(active, "start-up reconcile", record_idle=True)
         if self._rescan_at is not None:  # fell back already: the reconcile was the first rescan
             self._rescan_at = time.monotonic() + self.options.rescan
         self._recheck_at = time.monotonic() + self.options.recheck
@@ -653,10 +653,11 @@ class Watcher:
             if path not in self._pending:
                 self._touch(path, now, complete=complete)
 
-    def _rescan(self, roots: list[str], label: str | None, into: ScanSummary | None = None) -> None:
+    def _rescan(self, roots: list[str], label: str | None, into: ScanSummary | None = None,
+                record_idle: bool = False) -> None:
         if not roots:
             return
-        summary = self.indexer.scan(roots)
+        summary = self.indexer.scan(roots, record_idle=record_idle)
         self._release_at = time.monotonic() + self.options.pool_idle
         if into is not None:
             _merge(into, summary)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from watchdog.observers import Observer
 
 from indexer.config import Settings
-from indexer.db.models import Face, Photo
+from indexer.db.models import Face, Photo, Run
 from indexer.pipeline import Analyzer
 from indexer.scan import Indexer
 from indexer.watch import Watcher, WatchOptions, _coalesce
@@ -323,6 +323,8 @@ def test_queue_overflow_falls_back_with_one_line(start, engine, tmp_path: Path, 
     wait_for(lambda: sum("periodic rescan" in r.getMessage() for r in caplog.records) >= 2, "periodic rescans")
     lines = [r.getMessage() for r in caplog.records if "falling back" in r.getMessage()]
     assert len(lines) == 1 and "overflowed" in lines[0], lines
+    with Session(engine) as s:  # the start-up reconcile is a run; rescans that found nothing to do are not
+        assert s.scalar(select(func.count()).select_from(Run)) == 1
     assert not [r for r in caplog.records if r.name.startswith("watchdog")]  # replaced by our line
     shutil.copy(faces[0], root / "still-live.jpg")  # inotify keeps working after an overflow
     wait_for(lambda: str(root / "still-live.jpg") in ok_paths(engine), "a live event after the overflow")
