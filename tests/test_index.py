@@ -213,6 +213,7 @@ def test_show_status_errors_list(run_cli, library, db_path):
     assert {"photos", "faces", "errors", "db", "detector", "model", "last_run"} <= status.keys()
     assert status["photos"] == 4 and status["errors"] == 3
     assert status["detector"]["in_use"] == "yunet"
+    assert status["detector"]["runtime"].startswith("onnxruntime ")
     errors = json.loads(run_cli("errors", "--format", "json").stdout)
     assert {Path(e["path"]).name for e in errors} >= {"empty.jpg", "notes.jpg", "half.jpg", "loop.jpg"}
     assert all(e["error"] for e in errors)

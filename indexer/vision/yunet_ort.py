@@ -18,12 +18,17 @@ STRIDES = (8, 16, 32)
 PAD_DIVISOR = 32  # the network's input is padded to a multiple of its largest stride
 
 
-def available() -> bool:
+def runtime_version() -> str | None:
+    """ONNX Runtime's version, or None when it is not installed."""
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime
     except ImportError:
-        return False
-    return True
+        return None
+    return onnxruntime.__version__
+
+
+def available() -> bool:
+    return runtime_version() is not None
 
 
 class YuNetOrt:
