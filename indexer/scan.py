@@ -73,9 +73,9 @@ class ScanSummary:
 
     @property
     def idle(self) -> bool:
-        """Nothing to do and nothing to report: every file unchanged, every root reachable."""
-        return not (self.new or self.changed or self.moved or self.deleted or self.failed or self.skipped
-                    or self.unreachable_roots or self.problems)
+        """No row changed: every file was unchanged.  (An unreadable folder or an unmounted root is
+        reported again by every scan, so it does not make a scan worth recording on its own.)"""
+        return not (self.new or self.changed or self.moved or self.deleted or self.failed or self.skipped)
 
     def as_dict(self) -> dict:
         d = asdict(self)
