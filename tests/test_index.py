@@ -260,14 +260,17 @@ def _exiftool(*args: str) -> None:
 
 
 def test_metadata_edit_keeps_faces_and_reads_the_new_date(run_cli, library, db_path, monkeypatch):
-    """digiKam or exiftool writing into a JPEG changes its bytes, not its pixels: no model runs."""
-    party = library / "2019" / "party.jpg"
+    """digiKam or exiftool writing into a JPEG or PNG changes its bytes, not its pixels: no model runs."""
+    party, beach = library / "2019" / "party.jpg", library / "2021" / "beach.png"
     _summary(run_cli("index", library, "--format", "json"))
-    before = _rows(db_path)[str(party)]
+    before, beach_before = _rows(db_path)[str(party)], _rows(db_path)[str(beach)]
     _exiftool("-XMP-digiKam:TagsList=People/Friends", "-DateTimeOriginal=2019:07:15 10:00:00", str(party))
+    _exiftool("-XMP-dc:Subject=Beach", str(beach))
     monkeypatch.setattr("indexer.pipeline.Analyzer.faces_in", lambda *a, **k: pytest.fail("pixels did not change"))
     summary = _summary(run_cli("index", library, "--format", "json"))
-    assert summary["changed"] == summary["metadata_only"] == 1 and summary["failed"] == 0
+    assert summary["changed"] == summary["metadata_only"] == 2 and summary["failed"] == 0
+    beach_after = _rows(db_path)[str(beach)]
+    assert beach_after.size == beach.stat().st_size and beach_after.face_count == beach_before.face_count >= 1
     after = _rows(db_path)[str(party)]
     assert after.taken_at == datetime(2019, 7, 15, 10, 0, 0)
     assert (after.size, after.mtime_ns) == (party.stat().st_size, party.stat().st_mtime_ns)
