@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from indexer.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:  # SQLAlchemy is imported when the index is opened: `--help` and workers start faster
+    from sqlalchemy import Engine
 
 
 class MoodindexError(Exception):
