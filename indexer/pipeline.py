@@ -132,7 +132,11 @@ class Analyzer:
             return PhotoResult(**base, status="error", error=f"cannot decode: {type(exc).__name__}: {exc}")
         del data
         base.update(width=decoded.width, height=decoded.height)
-        faces = self.faces_in(decoded.image, decoded.scale)
+        try:
+            faces = self.faces_in(decoded.image, decoded.scale)
+        except Exception as exc:  # a detector or model runtime failing on one picture: blame the picture
+            log.debug("face analysis failure on %s", path, exc_info=True)
+            return PhotoResult(**base, status="error", error=f"face analysis failed: {type(exc).__name__}: {exc}")
         return PhotoResult(**base, status="ok", faces=faces)
 
     def faces_in(self, image: np.ndarray, scale: float = 1.0) -> tuple[FaceResult, ...]:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from indexer.db.models import Face, Photo
 from indexer.db.session import open_db
+from indexer.pipeline import Analyzer
 from tests.photo_factory import background, compose, dev_faces, iou, write_photo
 
 
@@ -152,6 +153,29 @@ def test_changed_file_is_reanalysed_and_force_redoes_all(run_cli, library):
     assert summary["changed"] == 1 and summary["unchanged"] == 6
     summary = _summary(run_cli("index", library, "--force", "--format", "json"))
     assert summary["changed"] + summary["failed"] == 7
+
+
+def test_a_detector_failure_is_that_photo_s_error(run_cli, library, db_path, monkeypatch):
+    """A runtime error inside detection or the model (ONNX Runtime, LiteRT) fails one photo, not the run."""
+    real_analyze, real_faces_in = Analyzer.analyze, Analyzer.faces_in
+
+    def analyze(self, path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        self.current = str(path)
+        return real_analyze(self, path, *args, **kwargs)
+
+    def faces_in(self, image, scale=1.0):  # noqa: ANN001, ANN202
+        if self.current.endswith("rain.jpg"):
+            raise RuntimeError("onnxruntime: bad allocation")
+        return real_faces_in(self, image, scale)
+
+    monkeypatch.setattr(Analyzer, "analyze", analyze)
+    monkeypatch.setattr(Analyzer, "faces_in", faces_in)
+    summary = _summary(run_cli("index", library, "--workers", "1", "--format", "json"))  # exit 0
+    rows = {Path(p).name: r for p, r in _rows(db_path).items()}
+    assert rows["rain.jpg"].status == "error"
+    assert rows["rain.jpg"].error == "face analysis failed: RuntimeError: onnxruntime: bad allocation"
+    assert rows["party.jpg"].status == "ok" and rows["party.jpg"].face_count == 2  # the run went on
+    assert summary["failed"] == 4  # rain.jpg and the three broken files
 
 
 def test_two_worker_processes(run_cli, library, db_path):
