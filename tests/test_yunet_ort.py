@@ -8,6 +8,7 @@ import pytest
 
 from indexer.vision import yunet_ort
 from indexer.vision.faces import DetectorError, YuNetDetector
+from indexer.vision.onnx_shape import OnnxFormatError, free_spatial_dims, set_io_dims
 from tests.photo_factory import compose, dev_faces
 
 pytestmark = pytest.mark.skipif(not yunet_ort.available(), reason="onnxruntime is not installed")
@@ -59,3 +60,41 @@ def test_a_model_that_is_not_yunet_is_refused(tmp_path):
     junk.write_bytes(b"not an onnx file")
     with pytest.raises(DetectorError, match="do not load"):
         YuNetDetector(junk, runtime="onnxruntime")
+
+
+def _fixed_size_copy(yunet_onnx, tmp_path):  # noqa: ANN001, ANN202
+    """The shared dynamic-input build turned back into what OpenCV Zoo's 2023mar release is: a
+    declared 1x3x640x640 input and fixed anchor counts (6400, 1600, 400 per stride)."""
+    static = set_io_dims(yunet_onnx.read_bytes(), 640, 640, anchors=lambda i: (6400, 1600, 400)[i % 3])
+    path = tmp_path / "yunet_640.onnx"
+    path.write_bytes(static)
+    return path
+
+
+def test_a_fixed_size_model_runs_at_any_size(yunet_onnx, dev_faces_dir, tmp_path):
+    import onnxruntime as ort
+
+    static = _fixed_size_copy(yunet_onnx, tmp_path)
+    session = ort.InferenceSession(str(static), providers=["CPUExecutionProvider"])
+    with pytest.raises(Exception, match="invalid dimensions"):  # the 2023mar problem, reproduced
+        session.run(None, {"input": np.zeros((1, 3, 608, 800), np.float32)})
+    assert free_spatial_dims(static.read_bytes()) == yunet_onnx.read_bytes()  # exactly the dynamic build again
+    fixed = YuNetDetector(static, runtime="onnxruntime")
+    assert fixed._ort.fixed_input and "onnxruntime" in fixed.version
+    img = compose(dev_faces(dev_faces_dir, "happy", 3), size=(1001, 563), face_px=230)[0]
+    assert fixed.detect(img, 24) == YuNetDetector(yunet_onnx, runtime="onnxruntime").detect(img, 24)
+    assert len(fixed.detect(img, 24)) == 3
+
+
+def test_opencv_takes_over_when_the_size_cannot_be_freed(yunet_onnx, tmp_path, monkeypatch, caplog):
+    static = _fixed_size_copy(yunet_onnx, tmp_path)
+    monkeypatch.setattr(yunet_ort, "free_spatial_dims", lambda data: data)  # as if the rewrite did not help
+    detector = YuNetDetector(static)
+    assert "/opencv-" in detector.version and "using OpenCV's DNN module" in caplog.text
+    with pytest.raises(DetectorError, match="declared input size"):
+        YuNetDetector(static, runtime="onnxruntime")
+
+
+def test_not_an_onnx_protobuf_is_refused():
+    with pytest.raises(OnnxFormatError):
+        free_spatial_dims(b"\xff\xff\xff")

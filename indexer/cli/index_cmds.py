@@ -204,14 +204,20 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     data["detector"] = {"configured": wanted, "in_use": best if wanted == "auto" else wanted,
                         "available": available_detectors()}
     if data["detector"]["in_use"] == "yunet":
-        import cv2
+        from indexer.vision.faces import DetectorError, YuNetDetector
+        from indexer.vision.yunet_ort import available
 
-        from indexer.vision.yunet_ort import runtime_version
-
-        ort = runtime_version()
-        data["detector"]["runtime"] = f"onnxruntime {ort}" if ort else f"opencv {cv2.__version__}"
-        if not ort:
-            data["detector"]["hint"] = "pip install onnxruntime: YuNet runs ~3x faster on it"
+        try:  # load it: the runtime depends on the file as well as on what is installed
+            engine = YuNetDetector().version.split("/", 1)[1]
+        except DetectorError as exc:
+            data["detector"]["error"] = str(exc)
+        else:
+            data["detector"]["runtime"] = engine.replace("-", " ", 1)
+            if engine.startswith("opencv"):
+                data["detector"]["hint"] = (
+                    "this YuNet file runs only at its declared size on ONNX Runtime; OpenCV Zoo's "
+                    "face_detection_yunet_2026may.onnx (`moodindex models add yunet PATH`) runs ~3x faster"
+                    if available() else "pip install onnxruntime: YuNet runs ~3x faster on it")
     if "yunet" not in data["detector"]["available"]:
         data["detector"]["hint"] = ("using the Haar cascade; for better face detection run "
                                     "`moodindex models fetch yunet` (or `moodindex models add yunet PATH`)")
@@ -227,8 +233,9 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     det = data["detector"]
     runtime = f" on {det['runtime']}" if det.get("runtime") else ""
     click.echo(f"detector  {det['in_use']}{runtime} (available: {', '.join(det['available'])})")
-    if data["detector"].get("hint"):
-        click.echo(f"          {data['detector']['hint']}")
+    for key in ("error", "hint"):
+        if det.get(key):
+            click.echo(f"          {det[key]}")
     m = data["model"]
     click.echo(f"model     {m.get('name')} {m.get('version', '')} {m.get('error', '')}".rstrip())
     run = data["last_run"]

@@ -14,6 +14,7 @@ small, badly shaped, mostly outside the picture, low confidence) are dropped her
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +26,7 @@ from indexer.config import data_dir
 from indexer.vision import yunet_ort
 
 YUNET_FILE = "face_detection_yunet.onnx"
+log = logging.getLogger(__name__)
 
 
 class DetectorError(RuntimeError):
@@ -118,14 +120,19 @@ class YuNetDetector:
             raise DetectorError(f"YuNet weights not installed ({path}); run `moodindex models fetch yunet` "
                                 "or `moodindex models add yunet PATH`")
         self._ort = self._net = None
+        if runtime == "onnxruntime" and not yunet_ort.available():
+            raise DetectorError("onnxruntime is not installed: pip install onnxruntime")
         if runtime in ("auto", "onnxruntime") and yunet_ort.available():
             try:
                 self._ort = yunet_ort.YuNetOrt(path, score_threshold, NMS_IOU, threads=threads)
+            except yunet_ort.FixedInputError as exc:
+                if runtime == "onnxruntime":
+                    raise DetectorError(str(exc)) from exc
+                log.warning("YuNet at %s: %s; using OpenCV's DNN module instead (slower)", path, exc)
             except Exception as exc:  # noqa: BLE001 (ONNX Runtime raises its own exception types)
                 raise DetectorError(f"YuNet weights at {path} do not load: {str(exc).strip()[:300]}") from exc
+        if self._ort is not None:
             engine = self._ort.runtime
-        elif runtime == "onnxruntime":
-            raise DetectorError("onnxruntime is not installed: pip install onnxruntime")
         else:
             try:
                 self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, NMS_IOU, 5000)

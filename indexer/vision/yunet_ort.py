@@ -14,8 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from indexer.vision.onnx_shape import free_spatial_dims
+
 STRIDES = (8, 16, 32)
 PAD_DIVISOR = 32  # the network's input is padded to a multiple of its largest stride
+
+
+class FixedInputError(RuntimeError):
+    """The model cannot run at other sizes than the one it declares (OpenCV can: use it)."""
 
 
 def runtime_version() -> str | None:
@@ -41,14 +47,22 @@ class YuNetOrt:
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # no warnings about unused initialisers on stderr
-        self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        options.log_severity_level = 3  # no warnings about unused initialisers or declared shapes on stderr
+        data = Path(model).read_bytes()
+        self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
         names = {o.name for o in self._session.get_outputs()}
         self._outputs = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
         missing = [n for n in self._outputs if n not in names]
         if missing:
             raise ValueError(f"not a YuNet 2023 model: outputs {', '.join(missing)} missing")
+        self.fixed_input = any(isinstance(d, int) for d in self._session.get_inputs()[0].shape[2:])
+        if self.fixed_input:  # OpenCV Zoo's 2023mar release: 640x640 declared, any size works
+            self._session = ort.InferenceSession(free_spatial_dims(data), options, providers=["CPUExecutionProvider"])
+        try:  # a size that is neither square nor 640: fails here, not on the first photo
+            self._session.run(self._outputs, {self._input: np.zeros((1, 3, 96, 160), np.float32)})
+        except Exception as exc:  # noqa: BLE001 (ONNX Runtime's own exception types)
+            raise FixedInputError(f"this YuNet file runs only at its declared input size: {exc}") from exc
         self.score_threshold, self.nms_threshold, self.top_k = score_threshold, nms_threshold, top_k
         self.runtime = f"onnxruntime-{ort.__version__}"
 
