@@ -48,6 +48,9 @@ class YuNetOrt:
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # no warnings about unused initialisers or declared shapes on stderr
+        # every photo has its own size: memory patterns (planned for one shape) only grow the arena
+        # (1,500 random sizes: RSS 114 -> 139 MB with them, flat at 107 MB without; same speed)
+        options.enable_mem_pattern = False
         data = Path(model).read_bytes()
         self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
