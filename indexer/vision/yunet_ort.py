@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from indexer.vision.onnx_shape import free_spatial_dims
+from indexer.vision.onnx_shape import OnnxFormatError, free_spatial_dims
 
 STRIDES = (8, 16, 32)
 PAD_DIVISOR = 32  # the network's input is padded to a multiple of its largest stride
@@ -61,7 +61,11 @@ class YuNetOrt:
             raise ValueError(f"not a YuNet 2023 model: outputs {', '.join(missing)} missing")
         self.fixed_input = any(isinstance(d, int) for d in self._session.get_inputs()[0].shape[2:])
         if self.fixed_input:  # OpenCV Zoo's 2023mar release: 640x640 declared, any size works
-            self._session = ort.InferenceSession(free_spatial_dims(data), options, providers=["CPUExecutionProvider"])
+            try:
+                data = free_spatial_dims(data)
+            except OnnxFormatError as exc:
+                raise FixedInputError(f"this YuNet file declares a fixed input size ({exc})") from exc
+            self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         try:  # a size that is neither square nor 640: fails here, not on the first photo
             self._session.run(self._outputs, {self._input: np.zeros((1, 3, 96, 160), np.float32)})
         except Exception as exc:  # noqa: BLE001 (ONNX Runtime's own exception types)
