@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -98,3 +100,12 @@ def test_opencv_takes_over_when_the_size_cannot_be_freed(yunet_onnx, tmp_path, m
 def test_not_an_onnx_protobuf_is_refused():
     with pytest.raises(OnnxFormatError):
         free_spatial_dims(b"\xff\xff\xff")
+
+
+def test_status_names_the_runtime_and_how_to_get_the_faster_one(run_cli, yunet_installed, monkeypatch):
+    status = json.loads(run_cli("status", "--format", "json").stdout)["detector"]
+    assert status["runtime"].startswith("onnxruntime ") and "hint" not in status
+    monkeypatch.setattr(yunet_ort, "runtime_version", lambda: None)  # as if onnxruntime were not installed
+    status = json.loads(run_cli("status", "--format", "json").stdout)["detector"]
+    assert status["runtime"].startswith("opencv ") and status["hint"].startswith("pip install onnxruntime")
+    assert "yunet on opencv" in run_cli("status").stdout
