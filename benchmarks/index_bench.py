@@ -1,7 +1,7 @@
 """Indexing speed and detection quality vs a naive pipeline, in one run (same machine, same load).
 
     python benchmarks/index_bench.py [--photos 16] [--workers 2] [--unchanged 10000]
-    python benchmarks/index_bench.py --photos 40 --sweep    # YuNet: detection size x score cut-off
+    python benchmarks/index_bench.py --photos 60 --sweep    # YuNet: detection size x score cut-off
 
 Builds 8-12 MP JPEGs with 1-3 labelled faces (150-700 px) from ../shared pasted into scenes, then
 measures:
@@ -94,6 +94,8 @@ def scene(file: Path | None, width: int, height: int, seed: int) -> np.ndarray:
     if file is None:
         return textured(width, height, seed)
     img = cv2.imread(str(file))
+    if img is None:
+        raise SystemExit(f"{file}: not a readable image (scenes must be JPEG or PNG photos)")
     scale = max(width / img.shape[1], height / img.shape[0])
     img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_CUBIC)
     x0, y0 = (img.shape[1] - width) // 2, (img.shape[0] - height) // 2
@@ -330,10 +332,10 @@ def main() -> int:
         mb = sum(os.path.getsize(p) for p in paths) / len(paths) / 1e6
         print(f"{len(paths)} photos, {mp:.1f} MP and {mb:.1f} MB average, {sum(map(len, truth.values()))} faces; "
               f"scenes: {f'{len(scenes)} photographs' if scenes else '1/f noise'}", flush=True)
-        if args.sweep:
-            from indexer.vision.detector_install import add_yunet
+        from indexer.vision.detector_install import add_yunet
 
-            add_yunet(SHARED / "models" / "face_detection_yunet_2026may.onnx")
+        add_yunet(SHARED / "models" / "face_detection_yunet_2026may.onnx")
+        if args.sweep:
             detection_sweep(truth, [800, 720, 640, 512], [0.8, 0.6])
             return 0
         t_naive, f_naive = naive(paths)
@@ -343,9 +345,6 @@ def main() -> int:
             import fer as fer_module
 
             rows[f"fer {fer_module.__version__} package (TFLite model)"] = (fer[0], score(fer[1], truth), None)
-        from indexer.vision.detector_install import add_yunet
-
-        add_yunet(SHARED / "models" / "face_detection_yunet_2026may.onnx")
         for det in ("yunet", "haar"):
             secs, found, rss = ours(tmp / "photos", args.workers, det, tmp / f"{det}.db")
             rows[f"moodindex {det}, {args.workers} workers"] = (secs, score(found, truth), rss)

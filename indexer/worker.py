@@ -7,6 +7,7 @@ run's overhead.
 
 from __future__ import annotations
 
+import logging
 import signal
 
 from indexer.config import Settings
@@ -18,6 +19,10 @@ _ANALYZER = None
 def init_worker(settings: Settings) -> None:
     global _ANALYZER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    # Load-time warnings (a detector falling back to OpenCV, LiteRT's stderr) were already said once
+    # by the parent, which loads the same Analyzer before starting us; per-photo problems come
+    # back as results, not log lines.
+    logging.getLogger("indexer").setLevel(logging.ERROR)
     import cv2
 
     cv2.setNumThreads(1)  # one worker per core already: OpenCV's own threads would only contend

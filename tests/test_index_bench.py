@@ -26,6 +26,9 @@ def test_scene_covers_the_photo_size(bench, tmp_path: Path):
     for seed in (0, 1):  # plain and mirrored
         assert bench.scene(photo, 4000, 3000, seed).shape == (3000, 4000, 3)
     assert bench.scene(None, 640, 480, 0).shape == (480, 640, 3)  # 1/f noise
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    with pytest.raises(SystemExit, match="not a readable image"):
+        bench.scene(tmp_path / "broken.jpg", 640, 480, 0)
 
 
 def test_scene_files(bench, tmp_path: Path):

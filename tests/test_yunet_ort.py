@@ -29,8 +29,8 @@ def test_same_faces_as_opencv(yunet_onnx, dev_faces_dir):
     small float differences between the two runtimes' convolutions."""
     ort_net = YuNetDetector(yunet_onnx, runtime="onnxruntime")
     cv_net = YuNetDetector(yunet_onnx, runtime="opencv")
-    assert ort_net.version.split("/")[1].startswith("onnxruntime-")
-    assert cv_net.version.split("/")[1].startswith("opencv-")
+    assert ort_net.runtime.startswith("onnxruntime ") and "/onnxruntime-" in ort_net.version
+    assert cv_net.runtime.startswith("opencv ") and "/opencv-" in cv_net.version
     images = [cv2.imread(str(p)) for p in dev_faces(dev_faces_dir, None, 60)]
     images.append(compose(dev_faces(dev_faces_dir, "happy", 3), size=(1001, 563), face_px=230)[0])
     found = 0

@@ -208,12 +208,12 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         from indexer.vision.yunet_ort import available
 
         try:  # load it: the runtime depends on the file as well as on what is installed
-            engine = YuNetDetector().version.split("/", 1)[1]
+            runtime = YuNetDetector().runtime
         except DetectorError as exc:
             data["detector"]["error"] = str(exc)
         else:
-            data["detector"]["runtime"] = engine.replace("-", " ", 1)
-            if engine.startswith("opencv"):
+            data["detector"]["runtime"] = runtime
+            if runtime.startswith("opencv"):
                 data["detector"]["hint"] = (
                     "this YuNet file runs only at its declared size on ONNX Runtime; OpenCV Zoo's "
                     "face_detection_yunet_2026may.onnx (`moodindex models add yunet PATH`) runs ~3x faster"

@@ -120,11 +120,12 @@ class YuNetDetector:
             raise DetectorError(f"YuNet weights not installed ({path}); run `moodindex models fetch yunet` "
                                 "or `moodindex models add yunet PATH`")
         self._ort = self._net = None
+        data = path.read_bytes()
         if runtime == "onnxruntime" and not yunet_ort.available():
             raise DetectorError("onnxruntime is not installed: pip install onnxruntime")
         if runtime in ("auto", "onnxruntime") and yunet_ort.available():
             try:
-                self._ort = yunet_ort.YuNetOrt(path, score_threshold, NMS_IOU, threads=threads)
+                self._ort = yunet_ort.YuNetOrt(data, score_threshold, NMS_IOU, threads=threads)
             except yunet_ort.FixedInputError as exc:
                 if runtime == "onnxruntime":
                     raise DetectorError(str(exc)) from exc
@@ -132,15 +133,14 @@ class YuNetDetector:
             except Exception as exc:  # noqa: BLE001 (ONNX Runtime raises its own exception types)
                 raise DetectorError(f"YuNet weights at {path} do not load: {str(exc).strip()[:300]}") from exc
         if self._ort is not None:
-            engine = self._ort.runtime
+            self.runtime = self._ort.runtime
         else:
             try:
                 self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, NMS_IOU, 5000)
             except cv2.error as exc:
                 raise DetectorError(f"YuNet weights at {path} do not load: {exc.msg.strip()}") from exc
-            engine = f"opencv-{cv2.__version__}"
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        self.version = f"yunet-{digest}/{engine}"
+            self.runtime = f"opencv {cv2.__version__}"  # what `status` shows
+        self.version = f"yunet-{hashlib.sha256(data).hexdigest()[:12]}/{self.runtime.replace(' ', '-')}"
 
     def _raw(self, image: np.ndarray) -> np.ndarray | None:
         if self._ort is not None:

@@ -9,8 +9,6 @@ same faces.  Used when `onnxruntime` is installed; otherwise faces.py falls back
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
@@ -40,8 +38,9 @@ def available() -> bool:
 class YuNetOrt:
     """Returns faces as FaceDetectorYN does: rows of x, y, w, h, 5 landmarks (x, y), score."""
 
-    def __init__(self, model: Path, score_threshold: float, nms_threshold: float = 0.3, top_k: int = 5000,
+    def __init__(self, data: bytes, score_threshold: float, nms_threshold: float = 0.3, top_k: int = 5000,
                  threads: int = 1) -> None:
+        """`data`: the ONNX file's bytes (the caller has read them once, for its digest too)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -51,7 +50,6 @@ class YuNetOrt:
         # every photo has its own size: memory patterns (planned for one shape) only grow the arena
         # (1,500 random sizes: RSS 114 -> 139 MB with them, flat at 107 MB without; same speed)
         options.enable_mem_pattern = False
-        data = Path(model).read_bytes()
         self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
         names = {o.name for o in self._session.get_outputs()}
@@ -71,7 +69,7 @@ class YuNetOrt:
         except Exception as exc:  # noqa: BLE001 (ONNX Runtime's own exception types)
             raise FixedInputError(f"this YuNet file runs only at its declared input size: {exc}") from exc
         self.score_threshold, self.nms_threshold, self.top_k = score_threshold, nms_threshold, top_k
-        self.runtime = f"onnxruntime-{ort.__version__}"
+        self.runtime = f"onnxruntime {ort.__version__}"
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         """(N, 15) float32 faces of a BGR uint8 image, best first; empty (0, 15) when none."""
