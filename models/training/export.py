@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from indexer.fsutil import atomic_write  # noqa: E402
@@ -349,7 +349,7 @@ def main() -> int:
     tta_default = tta_gain_pp >= TTA_MIN_GAIN_PP and latency["batch1_tta_ms"] <= LATENCY_TARGET_MS
     chosen = int8_eval_tta if tta_default else int8_eval
 
-    train_commit = git("log", "-1", "--format=%H", "--", "models/train.py")
+    train_commit = git("log", "-1", "--format=%H", "--", "models/training/")
     export_commit = git("rev-parse", "HEAD")
     finished = provenance.get("training_finished")
     metadata = {
