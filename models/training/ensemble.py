@@ -1,8 +1,8 @@
 """Average the logits of several trained checkpoints into one Keras model (one .tflite).
 
-    python models/ensemble.py models/runs/vgg-v1/best.keras models/runs/vgg-v1-seed2/best.keras \
+    python models/training/ensemble.py models/runs/vgg-v1/best.keras models/runs/vgg-v1-seed2/best.keras \
         --out models/runs/ensemble-v1/ensemble.keras
-    python models/export.py --checkpoint models/runs/ensemble-v1/ensemble.keras
+    python models/training/export.py --checkpoint models/runs/ensemble-v1/ensemble.keras
 
 Two independently seeded nets make different mistakes; averaging their logits is the
 cheapest accuracy gain there is, and as one graph it stays one int8 file and one invoke.

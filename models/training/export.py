@@ -1,7 +1,7 @@
 """Export a trained Keras checkpoint to moodindex's full-integer TFLite model, and validate it.
 
     pip install -e '.[train]'
-    python models/export.py --checkpoint models/runs/vgg-v1/best.keras
+    python models/training/export.py --checkpoint models/runs/vgg-v1/best.keras
 
 Writes, atomically, into models/:
   moodindex-fer-v1.tflite          int8 weights and activations, int8 input and output (logits)
@@ -77,7 +77,7 @@ def run_info(checkpoint: Path) -> dict:
     """Epoch and wall time of the training run the checkpoint came from (state.json, log.csv)."""
     run = checkpoint.parent
     members_path = run / "members.json"
-    if members_path.exists():  # an ensemble (models/ensemble.py): the sum of its members' runs
+    if members_path.exists():  # an ensemble (models/training/ensemble.py): the sum of its members' runs
         members = [run_info(Path(p)) for p in json.loads(members_path.read_text())]
         return {"run": " + ".join(m["run"] for m in members),
                 "members": members,
