@@ -108,3 +108,30 @@ def summarise(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...] = 
         "per_class": per_class,
         "confusion": cm.tolist(),
     }
+
+
+# FER+ (Barsoum et al., 2016) votes: 10 crowd votes per FER-2013 face over these columns.
+FERPLUS_COLUMNS: tuple[str, ...] = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                                    "contempt", "unknown", "NF")
+# Our class -> its FER+ column.  Contempt, unknown and not-a-face have no class of ours.
+FERPLUS_COLUMN_OF: dict[str, str] = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
+                                     "sad": "sadness", "surprise": "surprise", "neutral": "neutral"}
+
+
+def ferplus_class_votes(votes: np.ndarray, columns: tuple[str, ...] = FERPLUS_COLUMNS) -> np.ndarray:
+    """FER+ votes (N, 10) in FER+'s column order -> votes (N, 7) in CLASSES order."""
+    index = [list(columns).index(FERPLUS_COLUMN_OF[c]) for c in CLASSES]
+    return np.asarray(votes)[:, index]
+
+
+def ferplus_clear_majority(votes: np.ndarray, columns: tuple[str, ...] = FERPLUS_COLUMNS) -> np.ndarray:
+    """Per face, the class that more than half of all its annotators chose, else -1.
+
+    "Clear majority" = strictly more than half of the votes cast (contempt, unknown and
+    not-a-face votes count in the total), so ties and split faces are left out: about 80 %
+    of PublicTest rows qualify."""
+    votes = np.asarray(votes)
+    ours = ferplus_class_votes(votes, columns)
+    top = ours.argmax(axis=1)
+    clear = ours.max(axis=1) * 2 > votes.sum(axis=1)
+    return np.where(clear, top, -1)

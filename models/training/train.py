@@ -1,15 +1,26 @@
-"""Train moodindex's facial-expression model on FER-2013 (TensorFlow/Keras).
+"""Train moodindex's facial-expression model (TensorFlow/Keras).  Never run in CI.
 
     pip install -e '.[train]'
-    python models/train.py --run models/runs/vgg-v1            # from scratch, seeded
-    python models/train.py --run models/runs/vgg-v1            # again: resumes from last.keras
-    python models/train.py --run models/runs/vgg-v1-r2 --init-from models/runs/vgg-v1/best.keras \
-        --epochs 22 --lr 0.02 --warmup-epochs 1                # a warm restart (SGDR) of a trained net
+    python models/training/prepare_real_faces.py          # real-photo faces, cut by our own detector
+    python models/training/train.py --run models/runs/res-v2   # model 2.0, seeded; run again to resume
 
-Train on fer2013_train.npz, select on fer2013_val.npz (PublicTest); the PrivateTest split
-is held out and never read here.  Every epoch writes `last.keras` (weights + optimizer
-state) and `state.json`, so a run killed at the end of a session resumes in the next one;
-`best.keras` is the epoch with the best validation accuracy.  Never run in CI.
+Model 2.0's recipe is the default: a small residual net (`architectures.build_resnet`)
+trained on FER-2013 Training with the FER+ vote distribution as target, plus real-photo
+faces (`--real`), with geometric and camera augmentation.  Each ingredient can be turned
+off to measure what it adds (the model card's ingredient table):
+
+    --ferplus-weight 0     FER-2013's single labels only
+    --real ''              no real-photo faces
+    --no-camera-aug        geometric augmentation only
+
+Model 1.x's VGG: `--arch vgg --widths 32,64,128,256 --ferplus-weight 0 --real '' --no-camera-aug
+--label-smoothing 0.1` (see models/README.md for the exact runs behind 1.1).
+
+Selection happens on fer2013_val.npz (PublicTest) only; the PrivateTest split is held out and
+never read here.  Every epoch writes `last.keras` (weights + optimizer state), `state.json`
+and a line of `log.csv`, so a run killed at the end of a session resumes in the next one;
+`best.keras` is the epoch with the best selection score (FER+ majority accuracy plus
+FER-2013 accuracy on PublicTest, float, no TTA).
 """
 
 from __future__ import annotations
@@ -21,67 +32,136 @@ import math
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from architectures import build_resnet, build_vgg, keras_macs  # noqa: E402
+from camera_aug import NONE, CameraAug  # noqa: E402
 
 from indexer.vision.crop import CLASSES, INPUT_SIZE, normalise  # noqa: E402
+from indexer.vision.evaluate import ferplus_class_votes, ferplus_clear_majority  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data" / "fer2013"
+SHARED = ROOT.parent / "shared" / "data"
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, default=ROOT / "models" / "runs" / "vgg-v1")
-    p.add_argument("--train", type=Path, default=SHARED / "fer2013_train.npz")
-    p.add_argument("--val", type=Path, default=SHARED / "fer2013_val.npz")
+    p.add_argument("--run", type=Path, default=ROOT / "models" / "runs" / "res-v2")
+    p.add_argument("--train", type=Path, default=SHARED / "fer2013" / "fer2013_train.npz")
+    p.add_argument("--val", type=Path, default=SHARED / "fer2013" / "fer2013_val.npz")
+    p.add_argument("--ferplus", type=Path, default=SHARED / "ferplus" / "ferplus_train.npz")
+    p.add_argument("--ferplus-val", type=Path, default=SHARED / "ferplus" / "ferplus_val.npz")
+    p.add_argument("--ferplus-weight", type=float, default=0.7,
+                   help="target = w * FER+ vote distribution + (1 - w) * FER-2013 label (rows FER+ matched)")
+    p.add_argument("--real", default=str(ROOT / "models" / "data" / "real_train.npz"),
+                   help="real-photo faces from prepare_real_faces.py ('' = none)")
+    p.add_argument("--extra", action="append", default=[],
+                   help="a folder of corrected faces (labels.csv + 48x48 crops) to add; repeatable")
+    p.add_argument("--camera-aug", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--arch", choices=("resnet", "vgg"), default="resnet")
+    p.add_argument("--stem", type=int, default=16)
+    p.add_argument("--widths", default="32,64,128,256")
+    p.add_argument("--blocks", default="1,1,2,1")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--warmup-epochs", type=float, default=2.0)
-    p.add_argument("--widths", default="32,64,128,256")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=True,
+                   help="XLA-compile the train step (fuses BatchNorm/ReLU: faster on CPU for small nets)")
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from this checkpoint's weights with a fresh optimizer and schedule (a warm restart)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after this long (0 = no limit)")
     return p.parse_args()
 
 
-def build_model(widths: list[int], tf):
-    """VGG-style net: blocks of two 3x3 conv + BN + ReLU, max-pool, then GAP and a small head.
+def ferplus_targets(fer_labels: np.ndarray, ferplus_npz: Path | None, weight: float) -> np.ndarray:
+    """Soft targets (N, 7): the FER+ vote distribution over our classes mixed with the
+    FER-2013 label.  Rows without FER+ votes for our classes keep the FER-2013 label alone."""
+    onehot = np.eye(len(CLASSES), dtype=np.float32)[fer_labels]
+    if not ferplus_npz or weight <= 0:
+        return onehot
+    fp = np.load(ferplus_npz)
+    ours = ferplus_class_votes(fp["votes"], tuple(str(c) for c in fp["columns"])).astype(np.float32)
+    total = ours.sum(axis=1, keepdims=True)
+    usable = fp["matched"] & (total[:, 0] > 0)
+    dist = np.divide(ours, total, out=np.zeros_like(ours), where=total > 0)
+    return np.where(usable[:, None], weight * dist + (1.0 - weight) * onehot, onehot).astype(np.float32)
 
-    Plain (not depthwise) convolutions quantize to int8 with almost no loss; BatchNorm is
-    folded into the convolutions by the TFLite converter."""
-    keras = tf.keras
-    L = keras.layers
-    inp = keras.Input((INPUT_SIZE, INPUT_SIZE, 1), name="face")
-    x = inp
-    for i, w in enumerate(widths):
-        for j in range(2):
-            x = L.Conv2D(w, 3, padding="same", use_bias=False, name=f"b{i}c{j}")(x)
-            x = L.BatchNormalization(name=f"b{i}bn{j}")(x)
-            x = L.ReLU(name=f"b{i}relu{j}")(x)
-        x = L.MaxPooling2D(2, name=f"b{i}pool")(x)
-        if i >= 2:
-            x = L.Dropout(0.1 * (i - 1), name=f"b{i}drop")(x)
-    x = L.GlobalAveragePooling2D(name="gap")(x)
-    x = L.Dense(256, use_bias=False, name="fc")(x)
-    x = L.BatchNormalization(name="fcbn")(x)
-    x = L.ReLU(name="fcrelu")(x)
-    x = L.Dropout(0.4, name="fcdrop")(x)
-    out = L.Dense(len(CLASSES), name="logits")(x)
-    return keras.Model(inp, out, name="moodindex_vgg")
+
+def not_a_face(ferplus_npz: Path | None) -> np.ndarray | None:
+    """Rows most FER+ annotators called 'not a face' or 'unknown': left out of training."""
+    if not ferplus_npz:
+        return None
+    fp = np.load(ferplus_npz)
+    cols = [str(c) for c in fp["columns"]]
+    junk = fp["votes"][:, cols.index("NF")] + fp["votes"][:, cols.index("unknown")]
+    return fp["matched"] & (junk * 2 > fp["votes"].sum(axis=1))
+
+
+def load_extra(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A corrections export (labels.csv: file,label + 48x48 grey PNG crops)."""
+    import cv2
+
+    images, labels = [], []
+    with open(folder / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["label"] not in CLASSES:
+                continue
+            img = cv2.imread(str(folder / row["file"]), cv2.IMREAD_GRAYSCALE)
+            if img is None or img.shape != (INPUT_SIZE, INPUT_SIZE):
+                raise SystemExit(f"--extra {folder}: {row['file']} is not a {INPUT_SIZE}x{INPUT_SIZE} grey image")
+            images.append(img)
+            labels.append(CLASSES.index(row["label"]))
+    return np.array(images, np.uint8).reshape(-1, INPUT_SIZE, INPUT_SIZE), np.array(labels, np.int64)
+
+
+def training_set(args) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 faces (N, 48, 48) and soft targets (N, 7) from every source the flags name."""
+    train = np.load(args.train)
+    assert list(train["classes"]) == list(CLASSES), "class order must match indexer.vision.crop.CLASSES"
+    use_fp = args.ferplus if args.ferplus_weight > 0 else None
+    images, labels = train["images"], train["labels"]
+    targets = ferplus_targets(labels, use_fp, args.ferplus_weight)
+    junk = not_a_face(use_fp)
+    if junk is not None:
+        images, targets = images[~junk], targets[~junk]
+        print(f"FER-2013 train: {len(images)} faces ({int(junk.sum())} FER+ 'not a face' rows left out)", flush=True)
+    sources = [(images, targets)]
+    eye = np.eye(len(CLASSES), dtype=np.float32)
+    if args.real:
+        real = np.load(args.real)
+        sources.append((real["images"], eye[real["labels"]]))
+        print(f"real-photo faces: {len(real['images'])} from {args.real}", flush=True)
+    for folder in args.extra:
+        x, y = load_extra(Path(folder))
+        sources.append((x, eye[y]))
+        print(f"extra faces: {len(x)} from {folder}", flush=True)
+    return np.concatenate([s[0] for s in sources]), np.concatenate([s[1] for s in sources])
+
+
+def validation_set(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PublicTest faces, their FER-2013 labels and their clear FER+ majority (-1: none)."""
+    val = np.load(args.val)
+    majority = np.full(len(val["labels"]), -1)
+    if args.ferplus_val and Path(args.ferplus_val).exists():
+        fp = np.load(args.ferplus_val)
+        majority = ferplus_clear_majority(fp["votes"], tuple(str(c) for c in fp["columns"]))
+    return val["images"], val["labels"].astype(np.int64), majority
 
 
 def augment_batch(x, tf):
-    """Batched, vectorised augmentation: flip, rotation +-10 deg, zoom +-10 %, shift +-10 %,
-    then random erasing.  x: (B, 48, 48, 1) float32 in [0, 1]."""
+    """Batched, vectorised geometric augmentation: flip, rotation +-10 deg, zoom +-10 %,
+    shift +-10 %, then random erasing.  x: (B, 48, 48, 1) float32 in [0, 1]."""
     b = tf.shape(x)[0]
     s = float(INPUT_SIZE)
     angle = tf.random.uniform([b], -10.0, 10.0) * (math.pi / 180.0)
@@ -129,13 +209,12 @@ def main() -> int:
     tf.keras.utils.set_random_seed(args.seed)
     args.run.mkdir(parents=True, exist_ok=True)
 
-    train, val = np.load(args.train), np.load(args.val)
-    x_train, y_train = normalise(train["images"]), train["labels"].astype(np.int32)
-    x_val, y_val = normalise(val["images"]), val["labels"].astype(np.int32)
-    n_cls = len(CLASSES)
-    assert list(train["classes"]) == list(CLASSES), "class order must match indexer.vision.crop.CLASSES"
+    x_train_u8, t_train = training_set(args)
+    x_val_u8, y_val, maj_val = validation_set(args)
+    x_val = normalise(x_val_u8)
+    camera = CameraAug() if args.camera_aug else NONE
 
-    steps_per_epoch = math.ceil(len(x_train) / args.batch)
+    steps_per_epoch = math.ceil(len(x_train_u8) / args.batch)
     total_steps = steps_per_epoch * args.epochs
     warmup = int(args.warmup_epochs * steps_per_epoch)
 
@@ -151,76 +230,95 @@ def main() -> int:
             return {}
 
     last, state_path = args.run / "last.keras", args.run / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"epoch": 0, "best_val": 0.0}
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"epoch": 0, "best_score": -1.0}
     widths = [int(w) for w in args.widths.split(",")]
     if last.exists():
         model = tf.keras.models.load_model(last, custom_objects={"WarmupCosine": WarmupCosine}, compile=True)
         print(f"resuming {last} after epoch {state['epoch']}", flush=True)
     else:
-        model = build_model(widths, tf)
+        if args.arch == "vgg":
+            model = build_vgg(widths, tf)
+        else:
+            model = build_resnet(args.stem, widths, [int(b) for b in args.blocks.split(",")], tf)
         if args.init_from:
-            trained = tf.keras.models.load_model(args.init_from, compile=False)
+            trained = tf.keras.models.load_model(args.init_from, compile=False, safe_mode=True)
             try:
                 model.set_weights(trained.get_weights())
             except ValueError as exc:
-                raise SystemExit(f"--init-from {args.init_from}: not a net of --widths {args.widths} ({exc})") from exc
+                raise SystemExit(f"--init-from {args.init_from}: not the same architecture ({exc})") from exc
             print(f"initialised from {args.init_from}", flush=True)
         opt = tf.keras.optimizers.SGD(learning_rate=WarmupCosine(), momentum=0.9, nesterov=True,
                                       weight_decay=args.weight_decay)
         model.compile(optimizer=opt,
                       loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True,
                                                                    label_smoothing=args.label_smoothing),
-                      metrics=["accuracy"])
-    model.summary(print_fn=lambda s: print(s, flush=True)) if state["epoch"] == 0 else None
+                      metrics=["categorical_accuracy"], jit_compile=args.jit)
+    if state["epoch"] == 0:
+        model.summary(print_fn=lambda s, **_: print(s, flush=True))
+        print(f"{keras_macs(model) / 1e6:.1f} M multiply-accumulates per face (one pass)", flush=True)
     # every invocation, first and resumed, with the epoch it started from: the run's full history
     with (args.run / "invocations.jsonl").open("a") as f:
         f.write(json.dumps({"started_at_epoch": state["epoch"], "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                             **{k: str(v) for k, v in vars(args).items()}}) + "\n")
 
-    y_train_1h = tf.one_hot(y_train, n_cls)
+    def camera_epoch(epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """A fresh, seeded order and camera degradation per epoch: a resumed run replays the same data."""
+        rng = np.random.default_rng(args.seed + epoch)
+        order = rng.permutation(len(x_train_u8))
+        return normalise(camera.apply(x_train_u8[order], rng)), t_train[order]
 
-    def epoch_data(epoch: int):
-        """A fresh, seeded order per epoch, so a resumed run replays the same data."""
-        order = np.random.default_rng(args.seed + epoch).permutation(len(x_train))
-        return (tf.data.Dataset.from_tensor_slices((x_train[order], tf.gather(y_train_1h, order)))
+    def dataset(x, t):
+        return (tf.data.Dataset.from_tensor_slices((x, t))
                 .batch(args.batch)
-                .map(lambda x, y: (augment_batch(x, tf), y), num_parallel_calls=1)
+                .map(lambda xb, tb: (augment_batch(xb, tf), tb), num_parallel_calls=1)
                 .prefetch(2))
 
-    y_val_1h = tf.one_hot(y_val, n_cls)
-
+    has_majority = bool((maj_val >= 0).any())
     started = time.time()
     log_path = args.run / "log.csv"
     new_log = not log_path.exists()
+    pool = ThreadPoolExecutor(max_workers=1)  # the next epoch's camera pass runs while this one trains
+    upcoming = pool.submit(camera_epoch, state["epoch"]) if state["epoch"] < args.epochs else None
     with log_path.open("a", newline="") as log_file:
         log = csv.writer(log_file)
         if new_log:
-            log.writerow(["epoch", "loss", "acc", "val_loss", "val_acc", "lr", "seconds"])
+            log.writerow(["epoch", "loss", "acc", "val_fer2013", "val_ferplus_majority", "score", "lr", "seconds"])
         for epoch in range(state["epoch"], args.epochs):
             t0 = time.time()
+            x_epoch, t_epoch = upcoming.result()
+            upcoming = pool.submit(camera_epoch, epoch + 1) if epoch + 1 < args.epochs else None
             tf.random.set_seed(args.seed + epoch)  # per-epoch seed: resumed runs replay the same augmentations
-            hist = model.fit(epoch_data(epoch), epochs=1, verbose=0)
-            val_loss, val_acc = model.evaluate(x_val, y_val_1h, batch_size=512, verbose=0)
+            hist = model.fit(dataset(x_epoch, t_epoch), epochs=1, verbose=0)
+            pred = model.predict(x_val, batch_size=512, verbose=0).argmax(axis=1)
+            fer_acc = float((pred == y_val).mean())
+            fp_acc = float((pred[maj_val >= 0] == maj_val[maj_val >= 0]).mean()) if has_majority else 0.0
+            score = fer_acc + fp_acc
             lr = float(model.optimizer.learning_rate)
             secs = time.time() - t0
-            log.writerow([epoch + 1, f"{hist.history['loss'][0]:.4f}", f"{hist.history['accuracy'][0]:.4f}",
-                          f"{val_loss:.4f}", f"{val_acc:.4f}", f"{lr:.5f}", f"{secs:.1f}"])
+            loss, acc = hist.history["loss"][0], hist.history["categorical_accuracy"][0]
+            log.writerow([epoch + 1, f"{loss:.4f}", f"{acc:.4f}", f"{fer_acc:.4f}", f"{fp_acc:.4f}",
+                          f"{score:.4f}", f"{lr:.5f}", f"{secs:.1f}"])
             log_file.flush()
-            print(f"epoch {epoch + 1}/{args.epochs} loss {hist.history['loss'][0]:.4f} "
-                  f"acc {hist.history['accuracy'][0]:.4f} val_acc {val_acc:.4f} lr {lr:.4f} {secs:.0f}s", flush=True)
-            if val_acc > state["best_val"]:
-                model.save(args.run / "best.keras.tmp.keras")
-                os.replace(args.run / "best.keras.tmp.keras", args.run / "best.keras")
-                state["best_val"], state["best_epoch"] = float(val_acc), epoch + 1
-            model.save(args.run / "last.keras.tmp.keras")
-            os.replace(args.run / "last.keras.tmp.keras", last)
+            print(f"epoch {epoch + 1}/{args.epochs} loss {loss:.4f} acc {acc:.4f} val fer2013 {fer_acc:.4f} "
+                  f"ferplus-majority {fp_acc:.4f} lr {lr:.4f} {secs:.0f}s", flush=True)
+            if score > state.get("best_score", -1.0):
+                model.save(args.run / "best.tmp.keras")
+                os.replace(args.run / "best.tmp.keras", args.run / "best.keras")
+                state.update(best_score=score, best_epoch=epoch + 1, best_val=fer_acc, best_ferplus=fp_acc)
+            model.save(args.run / "last.tmp.keras")
+            os.replace(args.run / "last.tmp.keras", last)
             state["epoch"] = epoch + 1
             state["train_seconds"] = state.get("train_seconds", 0.0) + secs
-            state_path.write_text(json.dumps(state, indent=1))
+            tmp = state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state, indent=1))
+            os.replace(tmp, state_path)
             if args.max_minutes and time.time() - started > args.max_minutes * 60:
                 print("time limit reached; run again to resume", flush=True)
+                pool.shutdown(cancel_futures=True)
                 return 0
-    print(f"done: best val_acc {state['best_val']:.4f} at epoch {state.get('best_epoch')}", flush=True)
+    pool.shutdown(cancel_futures=True)
+    print(f"done: best score {state['best_score']:.4f} at epoch {state.get('best_epoch')} "
+          f"(FER-2013 {state.get('best_val', 0):.4f}, FER+ majority {state.get('best_ferplus', 0):.4f})", flush=True)
     return 0
 
 
