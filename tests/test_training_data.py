@@ -1,0 +1,80 @@
+"""The training side's data rules: FER+ votes -> our classes, clear majorities, soft
+targets, and the camera augmentation.  Pure numpy/OpenCV: no TensorFlow needed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.vision.crop import CLASSES
+from indexer.vision.evaluate import FERPLUS_COLUMNS, ferplus_class_votes, ferplus_clear_majority
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "training"))
+
+from camera_aug import NONE, CameraAug  # noqa: E402
+from train import ferplus_targets, not_a_face  # noqa: E402
+
+
+def votes_row(**counts: int) -> np.ndarray:
+    row = np.zeros(len(FERPLUS_COLUMNS), np.int16)
+    for name, n in counts.items():
+        row[FERPLUS_COLUMNS.index(name)] = n
+    return row
+
+
+def test_ferplus_votes_land_on_our_class_order() -> None:
+    ours = ferplus_class_votes(votes_row(anger=3, happiness=5, neutral=2)[None])[0]
+    assert ours[CLASSES.index("angry")] == 3
+    assert ours[CLASSES.index("happy")] == 5
+    assert ours[CLASSES.index("neutral")] == 2
+    assert ours.sum() == 10
+
+
+@pytest.mark.parametrize(("counts", "expected"), [
+    ({"happiness": 6, "neutral": 4}, "happy"),
+    ({"happiness": 5, "neutral": 5}, None),             # a tie is not a clear majority
+    ({"sadness": 5, "contempt": 3, "neutral": 2}, None),  # half is not more than half
+    ({"fear": 6, "NF": 4}, "fear"),
+    ({"contempt": 8, "neutral": 2}, None),            # contempt is no class of ours
+])
+def test_clear_majority_needs_more_than_half_of_all_votes(counts: dict, expected: str | None) -> None:
+    got = int(ferplus_clear_majority(votes_row(**counts)[None])[0])
+    assert got == (CLASSES.index(expected) if expected else -1)
+
+
+def write_votes(path: Path, rows: list[np.ndarray], matched: list[bool]) -> Path:
+    np.savez(path, votes=np.stack(rows), matched=np.array(matched), columns=np.array(FERPLUS_COLUMNS))
+    return path
+
+
+def test_soft_targets_mix_votes_with_the_fer2013_label(tmp_path: Path) -> None:
+    votes = write_votes(tmp_path / "fp.npz", [votes_row(neutral=8, sadness=2), votes_row(), votes_row(NF=10)],
+                        [True, False, True])
+    labels = np.array([CLASSES.index("sad"), CLASSES.index("angry"), CLASSES.index("fear")])
+    t = ferplus_targets(labels, votes, weight=0.7)
+    assert np.allclose(t.sum(axis=1), 1.0)
+    assert t[0, CLASSES.index("neutral")] == pytest.approx(0.7 * 0.8)
+    assert t[0, CLASSES.index("sad")] == pytest.approx(0.7 * 0.2 + 0.3)
+    assert t[1, CLASSES.index("angry")] == 1.0       # unmatched: the FER-2013 label alone
+    assert t[2, CLASSES.index("fear")] == 1.0        # no votes for our classes: the label alone
+    assert ferplus_targets(labels, votes, weight=0.0)[0, CLASSES.index("sad")] == 1.0
+    assert not_a_face(votes).tolist() == [False, False, True]
+
+
+def test_camera_augmentation_is_seeded_and_keeps_shape() -> None:
+    faces = np.random.default_rng(0).integers(0, 256, (32, 48, 48), dtype=np.uint8)
+    a = CameraAug().apply(faces, np.random.default_rng(5))
+    b = CameraAug().apply(faces, np.random.default_rng(5))
+    assert a.shape == faces.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, faces)
+    assert np.array_equal(NONE.apply(faces, np.random.default_rng(5)), faces)
+
+
+def test_camera_blur_and_downscale_remove_fine_detail() -> None:
+    checker = (np.indices((48, 48)).sum(axis=0) % 2 * 255).astype(np.uint8)[None]
+    soft = CameraAug(p_scale=1, p_blur=1, p_gamma=0, p_noise=0, p_jpeg=0).apply(checker, np.random.default_rng(1))
+    assert soft.std() < checker.std() / 2
