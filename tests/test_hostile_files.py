@@ -1,0 +1,109 @@
+"""Files that are not photos at all: FIFOs, sockets, devices, endless or huge files.
+
+None may hang a run, blow its memory or stop it; each is recorded as skipped with its reason
+and, unless it is a regular file, never opened."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from indexer.db.models import Photo
+from indexer.db.session import open_db
+from indexer.media.fingerprint import fingerprint_file
+from indexer.media.source import UnreadablePhoto, read_photo
+from tests.photo_factory import background, write_photo
+
+ROOT = Path(__file__).resolve().parents[1]
+MEMORY_LIMIT = 4 << 30  # address space of the whole run (parent and each worker): OpenCV + models fit in ~1.5 GiB
+
+
+def _hostile_folder(folder: Path) -> dict[str, str]:
+    """Good photos beside a FIFO, a socket, /dev/zero and a big junk file, all named like photos;
+    returns name -> what its row must say."""
+    folder.mkdir(parents=True)
+    for i in range(3):
+        write_photo(folder / f"ok{i}.jpg", background(640, 480, seed=i))
+    os.mkfifo(folder / "pipe.jpg")
+    os.symlink("/dev/zero", folder / "zero.jpg")
+    os.symlink(folder / "pipe.jpg", folder / "link-to-pipe.jpg")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(folder / "socket.jpg"))
+    sock.close()
+    (folder / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(3 << 20))
+    return {"pipe.jpg": "FIFO", "link-to-pipe.jpg": "FIFO", "zero.jpg": "character device",
+            "socket.jpg": "socket", "junk.png": "over the max_file_bytes limit of 2.0 MiB"}
+
+
+def test_read_photo_never_opens_what_is_not_a_regular_file(tmp_path):
+    expected = _hostile_folder(tmp_path / "d")
+    for name, reason in expected.items():
+        with pytest.raises(UnreadablePhoto, match=reason.split(" of ")[0]) as info:
+            read_photo(tmp_path / "d" / name, max_bytes=2 << 20)
+        assert info.value.skipped
+        with pytest.raises(OSError):  # the fingerprint (moves, metadata edits) reads the same way
+            fingerprint_file(tmp_path / "d" / name, max_bytes=2 << 20)
+    photo = tmp_path / "d" / "ok0.jpg"
+    assert read_photo(photo) == photo.read_bytes()
+    with pytest.raises(UnreadablePhoto, match="too large"):
+        read_photo(photo, max_bytes=photo.stat().st_size - 1)
+
+
+def test_a_file_that_lies_about_its_size_is_still_read_bounded():
+    """/proc files say 0 bytes and then deliver: the limit counts the bytes read, not the size claimed."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        pytest.skip("no /proc")
+    with pytest.raises(UnreadablePhoto, match="more than the max_file_bytes limit"):
+        read_photo(status, max_bytes=16)
+    assert b"Name:" in read_photo(status)
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def run_bounded(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run a command under MEMORY_LIMIT in its own process group; on a hang, kill the whole
+    group (its workers too) and fail."""
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_limit_memory, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{' '.join(argv[3:6])}... hung (killed after {timeout:.0f} s)")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def test_index_skips_fifos_devices_sockets_and_huge_files(tmp_path, dev_faces_dir):
+    """`mkfifo p.jpg` hung `index` forever and `ln -s /dev/zero z.jpg` read until the memory ran out
+    (MemoryError, exit 1, nothing stored).  Now: a bounded run, every file accounted for."""
+    expected = _hostile_folder(tmp_path / "d")
+    config, db = tmp_path / "cfg.toml", tmp_path / "index.db"
+    config.write_text(f'detector = "haar"\nmax_file_bytes = {2 << 20}\n')
+    done = run_bounded([sys.executable, "-m", "indexer", "--db", str(db), "--config", str(config), "index",
+                        str(tmp_path / "d"), "--workers", "2", "--format", "json"], timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["new"], summary["skipped"], summary["failed"]) == (3, len(expected), 0)
+    engine = open_db(db)
+    with Session(engine) as s:
+        rows = {Path(p.path).name: p for p in s.scalars(select(Photo))}
+    engine.dispose()
+    assert {n for n, r in rows.items() if r.status == "ok"} == {"ok0.jpg", "ok1.jpg", "ok2.jpg"}
+    for name, reason in expected.items():
+        assert rows[name].status == "skipped" and reason in rows[name].error, (name, rows[name].error)
+    assert "never opened" in rows["zero.jpg"].error
