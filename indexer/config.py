@@ -32,6 +32,9 @@ APP = "moodindex"
 # No photo comes near 1 GiB (a 100 MP 16-bit TIFF is ~600 MB): a bigger "photo" is junk or a
 # device, and reading it would cost a worker that much memory.
 DEFAULT_MAX_FILE_BYTES = 1 << 30
+# OpenCV refuses to decode more pixels than this (CV_IO_MAX_IMAGE_PIXELS, fixed when it loads): a
+# larger max_pixels would promise what the decoder cannot do, so it is refused as a setting.
+MAX_PIXELS_CEILING = 1 << 30
 
 
 class ConfigError(ValueError):
@@ -82,6 +85,9 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("workers", "threads", "min_face", "max_pixels", "max_file_bytes"):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if name == "max_pixels" and value > MAX_PIXELS_CEILING:
+            raise ConfigError(f"max_pixels can be at most {MAX_PIXELS_CEILING} (OpenCV's decoder limit), "
+                              f"got {value}")
         return value
     if name == "tag_min_score":
         if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:

@@ -5,16 +5,20 @@ and, unless it is a regular file, never opened."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -107,3 +111,74 @@ def test_index_skips_fifos_devices_sockets_and_huge_files(tmp_path, dev_faces_di
     for name, reason in expected.items():
         assert rows[name].status == "skipped" and reason in rows[name].error, (name, rows[name].error)
     assert "never opened" in rows["zero.jpg"].error
+
+
+# -- the pixel guard: max_pixels, from the header, before any decoder runs -----------------------
+def _heic_claiming(width: int, height: int) -> bytes:
+    """A real 640x480 HEIC whose `ispe` box (the size every reader trusts) claims width x height:
+    11000x12000 fits in 8 KB, like the 30 KB bomb that was decoded at 1.99 GB RSS."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="the [heif] extra is not installed")
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(Image.fromarray(background(640, 480)[:, :, ::-1].copy())).save(buf, quality=50)
+    data = bytearray(buf.getvalue())
+    at = data.find(b"ispe") + 8  # box type, then version+flags (4 bytes), then width and height
+    assert struct.unpack(">II", data[at:at + 8]) == (640, 480)
+    data[at:at + 8] = struct.pack(">II", width, height)
+    return bytes(data)
+
+
+def test_heic_bomb_is_refused_from_its_header():
+    from indexer.media.decode import DecodeError, decode
+
+    data = _heic_claiming(11_000, 12_000)
+    assert len(data) < 30_000
+    with pytest.raises(DecodeError, match=r"refused: 11000x12000 is 132 MP, over the 1 MP limit"):
+        decode(data, ".heic", max_pixels=1_000_000)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_max_pixels_is_the_only_pixel_limit():
+    """Pillow refused anything over 179 MP before max_pixels was even looked at: a larger
+    max_pixels had no effect, and its message was Pillow's.  Now the header's size reaches our guard."""
+    from indexer.media.decode import DecodeError, decode, probe
+
+    assert probe(_png_claiming(15_000, 15_000)) == ("PNG", 15_000, 15_000)  # 225 MP: Pillow's error before
+    with pytest.raises(DecodeError, match=r"225 MP, over the 200 MP limit \(max_pixels"):
+        decode(_png_claiming(15_000, 15_000), ".png", max_pixels=200_000_000)
+    with pytest.raises(DecodeError, match="corrupt or truncated PNG"):  # past the guard: the decoder ran
+        decode(_png_claiming(15_000, 15_000), ".png", max_pixels=300_000_000)
+
+
+def test_raw_preview_is_guarded_too(monkeypatch):
+    """A RAW file's embedded JPEG preview goes through the same header check before OpenCV decodes it."""
+    from indexer.media import decode as decode_mod
+
+    preview = io.BytesIO()
+    Image.fromarray(background(1600, 1200)).save(preview, "JPEG")
+    monkeypatch.setattr(decode_mod, "_decode_raw_preview", lambda data: (preview.getvalue(), 1))
+    with pytest.raises(decode_mod.DecodeError, match="1600x1200 is 2 MP, over the 1 MP limit"):
+        decode_mod.decode(b"raw bytes", ".nef", max_pixels=1_000_000)
+    assert decode_mod.decode(b"raw bytes", ".nef", max_pixels=2_000_000).image.size  # under the limit: decoded
+
+
+def test_limits_are_settings_with_clear_bounds(tmp_path):
+    from indexer.config import ConfigError, load_settings
+
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("max_pixels = 1000000000\nmax_file_bytes = 5000000\n")
+    settings = load_settings(cfg, env={})
+    assert (settings.max_pixels, settings.max_file_bytes) == (1_000_000_000, 5_000_000)
+    assert load_settings(None, env={}).max_file_bytes == 1 << 30
+    cfg.write_text("max_pixels = 2000000000\n")  # past OpenCV's own ceiling: it would not be the limit that counts
+    with pytest.raises(ConfigError, match="at most 1073741824"):
+        load_settings(cfg, env={})
+    cfg.write_text("max_file_bytes = 0\n")
+    with pytest.raises(ConfigError, match="max_file_bytes must be a positive integer"):
+        load_settings(cfg, env={})
