@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,88 @@ def test_a_long_file_name_can_be_tagged_in_file(run_cli, face_photo: Path, lengt
     assert res.exit_code == 0, res.output
     assert any(v.startswith("Emotion|") for v in as_list(exif_json(long_name).get("XMP-lr:HierarchicalSubject")))
     assert sorted(p.name for p in long_name.parent.iterdir()) == [long_name.name]
+
+
+# -- what a killed run leaves: no process, and temp files the next run removes ------------------
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for a reaper has died)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_stay_open_exiftool_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    need_exiftool()
+    code = ("import sys, time\nfrom indexer.export.exiftool import ExifTool\net = ExifTool()\n"
+            "et.execute(['-ver'])\nprint(et._proc.pid, flush=True)\ntime.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()  # SIGKILL: no clean-up code of ours runs
+        parent.wait()
+        for _ in range(100):
+            if not _alive(child):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(child, signal.SIGKILL)
+            pytest.fail("exiftool -stay_open outlived its killed parent")
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _backdate(path: Path, seconds: float = 2 * 3600) -> Path:
+    old = time.time() - seconds
+    os.utime(path, (old, old), follow_symlinks=False)
+    return path
+
+
+def test_next_run_removes_config_folders_a_killed_run_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    need_exiftool()
+    from indexer.export import exiftool
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def leftover(name: str, *files: str, age: float = 2 * 3600) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        for f in files:
+            (folder / f).write_text("%Image::ExifTool::UserDefined = ();\n")
+        return _backdate(folder, age)
+
+    stale = leftover("moodindex-exiftool-ab_12xyz", "moodindex.config")
+    fresh = leftover("moodindex-exiftool-cd_34xyz", "moodindex.config", age=60)  # maybe a running command's
+    crowded = leftover("moodindex-exiftool-ef_56xyz", "moodindex.config", "user-notes.txt")
+    foreign = leftover("moodindex-exiftool-backup", "moodindex.config")  # not a tempfile name
+    with exiftool.ExifTool() as et:
+        et.execute(["-ver"])
+        assert Path(et._config_dir.name).parent == tmp_path
+    assert not stale.exists()
+    assert fresh.exists() and crowded.exists() and foreign.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (fresh, crowded, foreign))
+
+
+def test_next_tag_run_removes_temp_files_a_killed_run_left(run_cli, face_photo: Path) -> None:
+    folder = face_photo.parent
+    ours_stale = [folder / n for n in (".face.jpg.moodindex-0123abcd.jpg",
+                                       ".face.jpg.moodindex-0123abce.jpg_exiftool_tmp",
+                                       ".face.jpg.xmp.moodindex-0123abcf.xmp")]
+    for p in ours_stale:
+        p.write_bytes(b"half a photo")
+        _backdate(p)
+    kept = [folder / ".face.jpg.moodindex-0123abd0.jpg",        # ours but fresh: maybe a running command's
+            folder / ".holiday.jpg",                             # hidden, but not our name
+            folder / "face.jpg.moodindex-0123abd1.jpg",          # not hidden: not a name we make
+            folder / ".face.jpg.moodindex-XYZ.jpg"]              # not our token
+    for p in kept:
+        p.write_bytes(b"someone else's")
+        if p is not kept[0]:
+            _backdate(p)
+    res = run_cli("tag-file", face_photo, "--min-score", "0")
+    assert res.exit_code == 0, res.output
+    assert not any(p.exists() for p in ours_stale)
+    assert all(p.read_bytes() == b"someone else's" for p in kept)

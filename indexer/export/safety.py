@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import stat
+import time
 from pathlib import Path
 
 from indexer.config import DEFAULT_MAX_FILE_BYTES
@@ -24,6 +24,8 @@ _EXIFTOOL_SUFFIX = "_exiftool_tmp"
 TEMP_MARK = ".moodindex-"
 # what temp_name makes: hidden, our mark, 8 hex digits, the target's extension (if any)
 TEMP_NAME_RE = re.compile(r"^\..*" + re.escape(TEMP_MARK) + r"[0-9a-f]{8}(\.[^.]*)?$", re.DOTALL)
+STALE_AFTER_S = 3600  # a temp file of ours this old belongs to no running command, but to a killed one
+_swept: set[str] = set()
 
 
 class UnsafeTarget(ValueError):
@@ -67,6 +69,31 @@ def temp_name(target: Path) -> Path:
     while len(os.fsencode(stem)) > budget:  # whole characters only
         stem = stem[:-1]
     return target.with_name(f".{stem}{tail}")
+
+
+def sweep_temp_files(directory: Path, now: float | None = None) -> list[Path]:
+    """Delete the temp files a killed run left in `directory` (once per folder and process): regular
+    files named like `temp_name`'s (or exiftool's NAME_exiftool_tmp of one), owned by us, not
+    modified for STALE_AFTER_S.  Nothing else is ever touched."""
+    key = os.path.realpath(directory)
+    if now is None and key in _swept:
+        return []
+    _swept.add(key)
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = [e for e in os.scandir(directory) if TEMP_NAME_RE.match(e.name.removesuffix(_EXIFTOOL_SUFFIX))]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and now - st.st_mtime >= STALE_AFTER_S:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
 
 
 def fsync_file(path: Path) -> None:
@@ -116,12 +143,15 @@ def copy_photo(src: Path, dest: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -
     if before is not None and not stat.S_ISREG(before.st_mode):
         raise UnsafeTarget(f"{dest}: not a regular file")
     data = read_photo(src, max_bytes)
+    sweep_temp_files(dest.parent)
     tmp = temp_name(dest)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        shutil.copystat(src, tmp)  # times (and mode, set again by commit) as `cp -p` would
-        commit(tmp, dest, os.stat(src).st_mode & 0o777, before)
+        src_st = os.stat(src)
+        commit(tmp, dest, src_st.st_mode & 0o777, before)
     finally:
         remove_quietly(tmp)
+    # times as `cp -p` would, set only now: a temp file with an old mtime would look stale to a sweep
+    os.utime(dest, ns=(src_st.st_atime_ns, src_st.st_mtime_ns), follow_symlinks=False)
