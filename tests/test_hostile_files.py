@@ -182,3 +182,19 @@ def test_limits_are_settings_with_clear_bounds(tmp_path):
     cfg.write_text("max_file_bytes = 0\n")
     with pytest.raises(ConfigError, match="max_file_bytes must be a positive integer"):
         load_settings(cfg, env={})
+
+
+def test_webp_canvas_is_checked_before_pillow_allocates_it():
+    """Pillow's WebP opener allocates the whole canvas (16383x16383x4 = 1 GiB) before any size check."""
+    from indexer.media.decode import DecodeError, _webp_size, decode
+
+    image = Image.fromarray(background(300, 200))
+    for kwargs in ({"lossless": True}, {"quality": 80}, {"quality": 80, "exif": b"Exif\0\0II*\0"}):
+        buf = io.BytesIO()
+        image.save(buf, "WEBP", **kwargs)
+        assert _webp_size(buf.getvalue()) == (300, 200), kwargs  # VP8L, VP8 and VP8X headers
+    data = bytearray(buf.getvalue())  # the VP8X one
+    assert data[12:16] == b"VP8X"
+    data[24:30] = (16383 - 1).to_bytes(3, "little") * 2
+    with pytest.raises(DecodeError, match=r"16383x16383 is 268 MP, over the 200 MP limit \(max_pixels"):
+        decode(bytes(data), ".webp", max_pixels=200_000_000)

@@ -76,24 +76,46 @@ def check_pixels(width: int, height: int, max_pixels: int) -> None:
                           f"{max_pixels / 1e6:.0f} MP limit (max_pixels; decompression-bomb guard)")
 
 
-def probe(data: bytes) -> tuple[str, int, int]:
-    """(format, width, height) from the header alone, whatever the file is named."""
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """A WebP's canvas size from its first chunk (VP8X, VP8 or VP8L), or None if it has none."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    kind = data[12:16]
+    if kind == b"VP8X":
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    if kind == b"VP8 ":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    if kind == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def probe(data: bytes, max_pixels: int | None = None) -> tuple[str, int, int]:
+    """(format, width, height) from the header alone, whatever the file is named; with
+    `max_pixels`, a larger image is refused (DecodeError) before anything is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     # Pillow's own bomb check (a warning at 89 MP, an error at 179 MP) would fire before ours and
-    # cap a larger max_pixels; `check_pixels` is the one limit, applied by every caller of probe.
+    # cap a larger max_pixels: `check_pixels` is the one limit.
     Image.MAX_IMAGE_PIXELS = None
     if not data:
         raise DecodeError("empty file (0 bytes)")
+    webp = _webp_size(data)
+    if webp and max_pixels:  # Pillow's WebP opener allocates the whole canvas: check before it runs
+        check_pixels(*webp, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
-                return (im.format or "unknown").upper(), im.width, im.height
+                fmt, width, height = (im.format or "unknown").upper(), im.width, im.height
     except UnidentifiedImageError as exc:
         raise DecodeError("not an image, or a format that is not supported") from exc
     except Exception as exc:  # damaged headers raise all sorts
         raise DecodeError(f"unreadable image header: {exc}") from exc
+    if max_pixels:
+        check_pixels(width, height, max_pixels)
+    return fmt, width, height
 
 
 def _jpeg_truncated(data: bytes) -> bool:
@@ -182,8 +204,7 @@ def decode(data: bytes, ext: str, orientation: int = 1, max_pixels: int = 200_00
             check_pixels(preview.shape[1], preview.shape[0], max_pixels)
             image = preview
         else:
-            fmt, w, h = probe(preview)
-            check_pixels(w, h, max_pixels)
+            fmt, w, h = probe(preview, max_pixels)
             image = _decode_standard(preview, fmt, w, h, long_side, floor)
         if orientation == 1:
             orientation = flip
@@ -193,8 +214,7 @@ def decode(data: bytes, ext: str, orientation: int = 1, max_pixels: int = 200_00
         orientation = 1
         full_w, full_h = image.shape[1], image.shape[0]
     else:
-        fmt, full_w, full_h = probe(data)
-        check_pixels(full_w, full_h, max_pixels)
+        fmt, full_w, full_h = probe(data, max_pixels)
         image = _decode_standard(data, fmt, full_w, full_h, long_side, floor)
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
