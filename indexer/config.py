@@ -8,7 +8,8 @@ The TOML file (default `<user config dir>/moodindex/config.toml`) may hold:
     workers = 2
     threads = 1              # LiteRT threads per worker
     min_face = 40            # smallest face side, in displayed pixels, worth analysing
-    max_pixels = 200000000   # decompression-bomb guard
+    max_pixels = 200000000   # decompression-bomb guard: the only pixel limit, checked in every decoder
+    max_file_bytes = 1073741824  # a photo file bigger than this (1 GiB) is skipped, never read
     tag_min_score = 0.6      # a face's top emotion makes a tag from this probability on
 """
 
@@ -28,6 +29,12 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 APP = "moodindex"
+# No photo comes near 1 GiB (a 100 MP 16-bit TIFF is ~600 MB): a bigger "photo" is junk or a
+# device, and reading it would cost a worker that much memory.
+DEFAULT_MAX_FILE_BYTES = 1 << 30
+# OpenCV refuses to decode more pixels than this (CV_IO_MAX_IMAGE_PIXELS, fixed when it loads): a
+# larger max_pixels would promise what the decoder cannot do, so it is refused as a setting.
+MAX_PIXELS_CEILING = 1 << 30
 
 
 class ConfigError(ValueError):
@@ -59,6 +66,7 @@ class Settings:
     threads: int = 1
     min_face: int = 40
     max_pixels: int = 200_000_000
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     model: Path | None = None
     tag_min_score: float = 0.6
 
@@ -74,9 +82,12 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, str):
             value = [value]
         return tuple(Path(os.path.expanduser(str(v))) for v in value)
-    if name in ("workers", "threads", "min_face", "max_pixels"):
+    if name in ("workers", "threads", "min_face", "max_pixels", "max_file_bytes"):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if name == "max_pixels" and value > MAX_PIXELS_CEILING:
+            raise ConfigError(f"max_pixels can be at most {MAX_PIXELS_CEILING} (OpenCV's decoder limit), "
+                              f"got {value}")
         return value
     if name == "tag_min_score":
         if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:

@@ -16,15 +16,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from indexer.config import DEFAULT_MAX_FILE_BYTES
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
 from indexer.media.fingerprint import KnownPhoto, fingerprint
+from indexer.media.source import UnreadablePhoto, read_photo
 from indexer.vision.crop import CLASSES, FACE_MARGIN, FACE_MARGINS, crop_faces
 from indexer.vision.faces import Detection
 
 log = logging.getLogger(__name__)
 
-MAX_FILE_BYTES = 2 << 30  # 2 GiB: no photo is bigger; refusing protects a worker's memory
 # Smallest face worth classifying, in analysis pixels: the model sees 48 px faces, and a
 # face much smaller than that has too few pixels for a trustworthy expression.
 MIN_FACE_ANALYSIS_PX = 32
@@ -83,7 +84,8 @@ class Analyzer:
     """Holds the loaded detector and emotion model (one per process)."""
 
     def __init__(self, detector_name: str = "auto", model_path: Path | None = None, threads: int = 1,
-                 max_pixels: int = 200_000_000, min_face: int = MIN_FACE_ANALYSIS_PX) -> None:
+                 max_pixels: int = 200_000_000, min_face: int = MIN_FACE_ANALYSIS_PX,
+                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         from indexer.vision.emotion import EmotionModel
         from indexer.vision.faces import make_detector  # noqa: I001 (loads OpenCV data lazily)
 
@@ -91,6 +93,7 @@ class Analyzer:
         self.model = EmotionModel(model_path, threads=threads)
         self.max_pixels = max_pixels
         self.min_face = min_face
+        self.max_file_bytes = max_file_bytes
 
     def analyze(self, path: str | Path, st: os.stat_result | None = None,
                 known: KnownPhoto | None = None) -> PhotoResult:
@@ -102,13 +105,10 @@ class Analyzer:
         except OSError as exc:
             return PhotoResult(path, 0, 0, "error", f"cannot read file: {exc.strerror or exc}")
         base = {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        if st.st_size > MAX_FILE_BYTES:
-            return PhotoResult(**base, status="error", error=f"file too large ({st.st_size / 2**30:.1f} GiB)")
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            return PhotoResult(**base, status="error", error=f"cannot read file: {exc.strerror or exc}")
+            data = read_photo(path, self.max_file_bytes)
+        except UnreadablePhoto as exc:
+            return PhotoResult(**base, status="skipped" if exc.skipped else "error", error=str(exc))
         base["content_hash"] = fingerprint(data)
         base["detector"] = self.detector.version
         base["model_version"] = self.model.model_id

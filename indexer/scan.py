@@ -313,7 +313,8 @@ class Indexer:
             from indexer.pipeline import Analyzer
 
             st = self.settings
-            self._analyzer = Analyzer(st.detector, st.model, st.threads, st.max_pixels)
+            self._analyzer = Analyzer(st.detector, st.model, st.threads, st.max_pixels,
+                                      max_file_bytes=st.max_file_bytes)
         if workers == 1 or len(paths) < 4:
             for p in paths:
                 if self.stop.is_set():

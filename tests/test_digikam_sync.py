@@ -202,3 +202,47 @@ def test_cli_sync(library: dict, db_path: Path, monkeypatch: pytest.MonkeyPatch)
     res = CliRunner().invoke(main, ["--db", str(db_path), "digikam", "sync", "--digikam-db",
                                     str(library["root"] / "nope.db")])
     assert res.exit_code == 1 and "not found" in res.output
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_corrupt_database_is_refused_and_left_as_it_is(library: dict) -> None:
+    """600 bytes overwritten at offset 8192 (the hostile test's damage): sync used to write into it."""
+    db = library["db"]
+    with sqlite3.connect(db) as conn:  # a few more pages, so that offset 8192 is inside a b-tree
+        conn.executemany("INSERT INTO Images (album, name, status, category) VALUES (1, ?, 1, 1)",
+                         [(f"filler{i:05d}.jpg",) for i in range(3000)])
+    with db.open("r+b") as f:
+        f.seek(8192)
+        f.write(bytes(range(256)) * 2 + b"\xa5" * 88)
+    digest = _digest(db)
+    with pytest.raises(digikam.DigikamError, match="damaged.*nothing was written"):
+        digikam.sync(db, photos(library["engine"]), running=no_digikam)
+    assert _digest(db) == digest
+    assert not list(db.parent.glob("*.moodindex-backup-*"))
+
+
+def test_nothing_to_change_creates_nothing(library: dict) -> None:
+    db = library["db"]
+    digest = _digest(db)
+    none_match = [p for p in photos(library["engine"]) if p.path.endswith("d.jpg")]  # not in digiKam
+    report = digikam.sync(db, none_match, prefix="Mood", running=no_digikam)
+    assert (report.matched, report.added, report.removed, report.backup) == (0, 0, 0, None)
+    assert tag_id(db, "Mood") is None and not report.created_tags
+    assert _digest(db) == digest and not list(db.parent.glob("*.moodindex-backup-*"))
+
+
+def test_backups_are_rotated(library: dict) -> None:
+    db, engine = library["db"], library["engine"]
+    foreign = db.parent / f"{db.name}.moodindex-backup-notes.txt"  # not a name we make: never deleted
+    foreign.write_text("mine")
+    made = []
+    for i in range(digikam.BACKUPS_KEPT + 2):
+        report = digikam.sync(db, photos(engine), remove_only=i % 2 == 1, running=no_digikam)
+        assert report.backup is not None and (report.added or report.removed)
+        made.append(report.backup)
+    kept = sorted(p for p in db.parent.glob(f"{db.name}.moodindex-backup-*") if p != foreign)
+    assert kept == sorted(made[-digikam.BACKUPS_KEPT:])
+    assert foreign.read_text() == "mine"

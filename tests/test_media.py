@@ -44,6 +44,26 @@ def test_parse_offset():
     assert parse_offset("-05:30") == -330
     assert parse_offset("+0100") == 60
     assert parse_offset("garbage") is None
+    for impossible in ("+99:99", "+14:30", "-12:01", "+05:60"):  # no place on Earth has these
+        assert parse_offset(impossible) is None, impossible
+    assert parse_offset("+14:00") == 840 and parse_offset("-12:00") == -720
+
+
+def test_impossible_exif_dates_fall_back_to_the_next_source(tmp_path):
+    """Year 0001 (a camera after a clock reset) was stored as the capture date, +99:99 as an offset."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    ifd = exif.get_ifd(0x8769)
+    ifd[0x9003], ifd[0x9011] = "0001:01:01 00:00:00", "+02:00"  # DateTimeOriginal, OffsetTimeOriginal
+    ifd[0x9004], ifd[0x9012] = "2021:05:04 10:11:12", "+99:99"  # DateTimeDigitized, OffsetTimeDigitized
+    path = tmp_path / "reset.jpg"
+    Image.fromarray(background(64, 48)).save(path, exif=exif.tobytes())
+    info = read_exif(path.read_bytes())
+    assert info.taken_at == datetime(2021, 5, 4, 10, 11, 12) and info.utc_offset_min is None
+    ifd[0x9004] = "1800:01:01 00:00:00"  # before any photograph: absent too
+    Image.fromarray(background(64, 48)).save(path, exif=exif.tobytes())
+    assert read_exif(path.read_bytes()).taken_at is None  # the caller then uses the file's time
 
 
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])

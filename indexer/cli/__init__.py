@@ -33,6 +33,11 @@ class Group(click.Group):
             sys.stderr.close()  # `moodindex list | head`: not an error
             ctx.exit(0)
         except Exception as exc:  # never a traceback for the user, unless asked for
+            from indexer.db.session import database_error_message
+
+            if message := database_error_message(exc):  # disk full & co.: one line, no SQLAlchemy link
+                click.echo(f"moodindex: {message}", err=True)
+                ctx.exit(1)
             app = ctx.find_object(AppContext)
             if app is not None and app.verbosity > 0:
                 logging.getLogger("moodindex").exception("internal error")

@@ -138,9 +138,8 @@ def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: boo
 def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, min_score: float | None,
                  prefix: str, dry_run: bool) -> None:
     """Analyse one FILE (no index needed) and tag it, or a copy of it at --output."""
-    import shutil
-
     from indexer.export import xmp
+    from indexer.export.safety import UnsafeTarget, copy_photo
     from indexer.export.tags import emotions_for_faces
     from indexer.pipeline import Analyzer
 
@@ -148,7 +147,8 @@ def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, mi
     score = _min_score(app, min_score)
     st = app.settings
     try:
-        result = Analyzer(st.detector, st.model, st.threads, st.max_pixels).analyze(file)
+        result = Analyzer(st.detector, st.model, st.threads, st.max_pixels,
+                          max_file_bytes=st.max_file_bytes).analyze(file)
     except Exception as exc:  # model or detector missing: one clear line
         raise MoodindexError(f"cannot analyse {file}: {exc}") from exc
     if result.status != "ok":
@@ -158,7 +158,9 @@ def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, mi
         target = output.absolute()
         if not dry_run and target != file.absolute():
             try:
-                shutil.copy2(file, target)
+                copy_photo(file, output, st.max_file_bytes)
+            except UnsafeTarget as exc:
+                raise MoodindexError(f"refused: {exc}") from exc
             except OSError as exc:
                 raise MoodindexError(f"cannot copy {file} to {target}: {exc.strerror or exc}") from exc
     if mode == "in-file" and xmp.mode_for(target, mode) != xmp.IN_FILE:

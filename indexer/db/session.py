@@ -22,12 +22,64 @@ def migrations_dir() -> Path:
     return Path(str(resources.files("indexer.bundled_migrations")))
 
 
+# SQLite's extended result codes -> what the user can do about it
+_HINTS = {"SQLITE_FULL": "the disk is full", "SQLITE_IOERR": "a write failed: is the disk full or failing?",
+          "SQLITE_READONLY": "the index or its folder is read-only", "SQLITE_CORRUPT": "the index file is damaged",
+          "SQLITE_NOTADB": "the file is not a moodindex index", "SQLITE_BUSY": "another process holds the index",
+          "SQLITE_LOCKED": "another process holds the index", "SQLITE_CANTOPEN": "the index cannot be opened"}
+
+
+def database_error_message(exc: BaseException) -> str | None:
+    """One line for a failure of the index database (disk full, read-only, damaged...), or None
+    when `exc` is something else.  SQLAlchemy's own text adds SQL and a web link; this names the
+    cause, what to do, and that what was committed before is kept (SQLite's journal sees to that)."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(orig, sqlite3.Error):
+        return None
+    code = getattr(orig, "sqlite_errorname", "") or ""
+    hint = next((h for name, h in _HINTS.items() if code == name or code.startswith(name + "_")), None)
+    return (f"the index database failed: {orig}" + (f" ({hint})" if hint else "")
+            + "; photos stored before this are kept, and the next run continues from there")
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """Create `folder` and any missing parents as 0700, whatever the umask."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # created meanwhile by someone else: theirs, left as it is
+        os.chmod(d, 0o700)  # mkdir's mode is filtered through the umask
+
+
 def _create_private(path: Path) -> None:
     """Create the DB file readable by its owner only, before SQLite opens it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_private_dirs(path.parent)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
+
+
+def _tighten(path: Path) -> None:
+    """An existing index (and its -wal/-shm, whose mode SQLite copies from it) readable by others:
+    make it owner-only, as a new one is.  A file we do not own is left alone (chmod would fail)."""
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            st = p.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+                os.chmod(p, st.st_mode & 0o700)
+        except OSError:
+            continue
 
 
 def make_engine(db_path: Path) -> Engine:
@@ -78,6 +130,8 @@ def open_db(db_path: Path | str, migrate: bool = True) -> Engine:
     try:
         if not path.exists():
             _create_private(path)
+        else:
+            _tighten(path)
         engine = make_engine(path)
         if migrate:
             upgrade(engine)

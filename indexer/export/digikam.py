@@ -7,15 +7,19 @@ and `ImageTags` (imageid, tagid).  Images are found by album root + `Albums.rela
 property "moodindex", so a re-sync replaces only our old tags and `--remove` takes back exactly
 what we added; tags the user set by hand are never touched.
 
-Safety: refuses while a digiKam process runs (it caches tags in memory and would overwrite us),
-copies the database aside first (SQLite backup API, consistent even mid-WAL) and does all
-changes in one transaction.
+Safety: refuses while a digiKam process runs (it caches tags in memory and would overwrite us)
+and when SQLite's quick_check finds the database damaged (writing into a corrupt file spreads the
+damage, and its backup would be corrupt too).  Only when there is something to change: copies
+the database aside first (SQLite backup API, consistent even mid-WAL; the last BACKUPS_KEPT are
+kept) and does all changes in one transaction.
 """
 
 from __future__ import annotations
 
 import configparser
+import logging
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,9 +30,12 @@ from urllib.parse import parse_qs
 from indexer.export.tagging import PhotoLike
 from indexer.export.tags import DEFAULT_MIN_SCORE, DEFAULT_PREFIX, check_tag_text, emotions_for_faces, label
 
+log = logging.getLogger(__name__)
+
 MARKER = "moodindex"
 REQUIRED_TABLES = ("AlbumRoots", "Albums", "Images", "Tags", "TagsTree", "ImageTags", "ImageTagProperties")
 IMAGE_VISIBLE = 1  # Images.status: 1 visible, 2 hidden, 3 trashed, 4 obsolete
+BACKUPS_KEPT = 5  # backups of digikam4.db made by sync; older ones are deleted after a new one is made
 
 
 class DigikamError(RuntimeError):
@@ -172,6 +179,34 @@ def _tag_id(conn: sqlite3.Connection, pid: int, name: str, create: bool, report:
     return tag_id
 
 
+def check_integrity(conn: sqlite3.Connection, db: Path) -> None:
+    """Refuse a damaged database (PRAGMA quick_check: every page and b-tree, without comparing
+    indexes to tables: seconds, not minutes, on a large digikam4.db)."""
+    try:
+        problems = [line for r in conn.execute("PRAGMA quick_check(5)") for line in str(r[0]).splitlines()
+                    if not line.startswith("*** in database")]
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise DigikamError(f"{db} is damaged (SQLite quick_check: {'; '.join(problems)[:300]}); nothing was "
+                           "written. Let digiKam repair it (Tools > Maintenance) or restore a backup first")
+
+
+def _backup_pattern(db: Path) -> re.Pattern[str]:
+    return re.compile(re.escape(db.name) + r"\.moodindex-backup-\d{8}-\d{6}(-\d+)?")
+
+
+def rotate_backups(db: Path, keep: int = BACKUPS_KEPT) -> list[Path]:
+    """Delete all but the newest `keep` of our backups of `db` (only names backup_database makes)."""
+    pattern = _backup_pattern(db)
+    ours = [p for p in db.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file() and not p.is_symlink()]
+    ours.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+    old = ours[:-keep] if keep > 0 else ours
+    for p in old:
+        p.unlink(missing_ok=True)
+    return old
+
+
 def backup_database(db: Path) -> Path:
     """A consistent copy beside the database, readable by its owner only."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -211,13 +246,24 @@ def sync(db: Path, photos: Iterable[PhotoLike], *, min_score: float = DEFAULT_MI
     except sqlite3.Error as exc:
         raise DigikamError(f"cannot open {db}: {exc}") from exc
     try:
+        check_integrity(conn, db)
         _check_schema(conn, db)
         if not dry_run:
-            report.backup = backup_database(db)
-            conn.execute("BEGIN IMMEDIATE")
-        _sync_rows(conn, photos, min_score, prefix, remove_only, dry_run, report)
-        if not dry_run:
-            conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")  # held from the count to the commit: nobody writes in between
+        photos = list(photos)  # walked twice: to count, then to write
+        _sync_rows(conn, photos, min_score, prefix, remove_only, True, report)
+        if dry_run or not (report.added or report.removed):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return report  # nothing to change: no tag created, no backup made
+        report = SyncReport()
+        report.backup = backup_database(db)
+        _sync_rows(conn, photos, min_score, prefix, remove_only, False, report)
+        conn.execute("COMMIT")
+        try:
+            rotate_backups(db)
+        except OSError as exc:  # the sync itself is done; an old backup left behind is no failure
+            log.warning("could not delete old digiKam backups beside %s: %s", db, exc.strerror or exc)
     except sqlite3.Error as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

@@ -9,16 +9,28 @@ Arguments always go to exiftool as a list, never through a shell.  One persisten
 argument-file protocol is line based, so a command with an argument that cannot be written as
 a plain line (a newline, surrounding white space, a leading `#`) runs in a one-shot process
 instead; exiftool's `#[CSTR]` escape is not used because 12.x mangles `$` and `@` in it.
+
+A killed moodindex (kill -9) must not leave exiftool behind: a `-stay_open` exiftool does not
+exit when its stdin closes.  On Linux the child asks the kernel for SIGKILL when its parent
+dies (PR_SET_PDEATHSIG; strictly, when the thread that started it ends, so one thread owns an
+ExifTool).  The temp folder holding our exiftool config, which a killed run cannot remove, is
+removed by the next run once it is STALE_AFTER_S old.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import re
 import selectors
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +55,12 @@ _CONFIG = f"""
 );
 1;
 """
+
+CONFIG_DIR_PREFIX = "moodindex-exiftool-"
+CONFIG_NAME = "moodindex.config"
+STALE_AFTER_S = 3600  # a temp file or folder of ours this old belongs to no running command: a killed run's
+_CONFIG_DIR_RE = re.compile(re.escape(CONFIG_DIR_PREFIX) + r"[a-z0-9_]{8}")  # tempfile's 8 random characters
+_PR_SET_PDEATHSIG = 1
 
 INSTALL_HINT = "install exiftool (Debian/Ubuntu: apt-get install libimage-exiftool-perl) or set MOODINDEX_EXIFTOOL"
 TIMEOUT_S = 120.0
@@ -74,6 +92,50 @@ def find_exiftool() -> str:
     return exe
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get SIGKILL when we die (Linux), or None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # we died between fork and prctl: nobody will ever signal
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def sweep_config_dirs(tmp: Path | None = None, now: float | None = None) -> list[Path]:
+    """Remove the config folders that killed runs left in the temp folder: only folders named like
+    ours, owned by us, holding nothing but our config, and older than STALE_AFTER_S."""
+    tmp = Path(tmp or tempfile.gettempdir())
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(tmp))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _CONFIG_DIR_RE.fullmatch(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if (not entry.is_dir(follow_symlinks=False) or st.st_uid != os.geteuid()
+                    or now - st.st_mtime < STALE_AFTER_S or not set(os.listdir(entry.path)) <= {CONFIG_NAME}):
+                continue
+            Path(entry.path, CONFIG_NAME).unlink(missing_ok=True)
+            os.rmdir(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:  # another run sweeping at the same time, or not ours to remove after all
+            continue
+    return removed
+
+
 def _line_safe(arg: str) -> bool:
     return bool(arg) and arg == arg.strip() and not arg.startswith("#") and "\n" not in arg and "\r" not in arg
 
@@ -90,8 +152,10 @@ class ExifTool:
         self.executable = executable or find_exiftool()
         self._proc: subprocess.Popen[bytes] | None = None
         self._counter = 0
-        self._config_dir = tempfile.TemporaryDirectory(prefix="moodindex-exiftool-")
-        self.config = Path(self._config_dir.name) / "moodindex.config"
+        for old in sweep_config_dirs():
+            log.info("removed %s, left by a killed run", old)
+        self._config_dir = tempfile.TemporaryDirectory(prefix=CONFIG_DIR_PREFIX)
+        self.config = Path(self._config_dir.name) / CONFIG_NAME
         self.config.write_text(_CONFIG, encoding="utf-8")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -108,6 +172,7 @@ class ExifTool:
                 self._proc = subprocess.Popen(
                     [self.executable, "-config", str(self.config), "-stay_open", "True", "-@", "-"],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    preexec_fn=_die_with_parent(),  # only prctl runs in the child
                 )
             except OSError as exc:
                 raise ExifToolError(f"cannot run {self.executable}: {exc.strerror or exc}; {INSTALL_HINT}") from exc
@@ -141,6 +206,7 @@ class ExifTool:
             done = subprocess.run(
                 [self.executable, "-config", str(self.config), *args],
                 capture_output=True, timeout=TIMEOUT_S, check=False,
+                preexec_fn=_die_with_parent(),
             )
         except OSError as exc:
             raise ExifToolError(f"cannot run {self.executable}: {exc.strerror or exc}; {INSTALL_HINT}") from exc

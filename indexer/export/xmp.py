@@ -25,6 +25,7 @@ from indexer.export.safety import (
     commit,
     remove_quietly,
     sidecar_path,
+    sweep_temp_files,
     temp_name,
 )
 
@@ -236,6 +237,7 @@ def _write(et: ExifTool, photo: Path, target: Path, exists: bool, plan: Plan, cu
            added: list[str], removed: list[str], record: set[str]) -> Outcome:
     before = os.lstat(target) if exists else None
     mode = (before.st_mode & 0o7777) if before else (os.stat(photo).st_mode & 0o666)
+    sweep_temp_files(target.parent)  # what a killed run left here
     tmp = temp_name(target)
     try:
         args = _write_args(plan)

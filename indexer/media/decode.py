@@ -1,9 +1,12 @@
 """Robust decoding: bytes -> an upright BGR image at analysis resolution, or a reason why not.
 
 Large JPEGs are decoded at 1/2, 1/4 or 1/8 scale inside libjpeg (DCT scaling), which is
-most of the indexer's speed; the header is read first so a decompression bomb is refused
-before a single pixel is decoded.  The EXIF orientation is applied here, once, so every
-box the detector returns is in the displayed image's coordinates.
+most of the indexer's speed.  Every decoder (OpenCV and Pillow formats, HEIF through
+pillow-heif, a RAW file's JPEG preview) first has its header read and checked against
+`max_pixels`, so a decompression bomb is refused before a single pixel is decoded; that
+setting is the only pixel limit (Pillow's own MAX_IMAGE_PIXELS is switched off, see `probe`).
+The EXIF orientation is applied here, once, so every box the detector returns is in the
+displayed image's coordinates.
 """
 
 from __future__ import annotations
@@ -66,23 +69,53 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     return image
 
 
-def probe(data: bytes) -> tuple[str, int, int]:
-    """(format, width, height) from the header alone, whatever the file is named."""
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """The decompression-bomb guard, called with the header's size before any decoder runs."""
+    if width * height > max_pixels:
+        raise DecodeError(f"refused: {width}x{height} is {width * height / 1e6:.0f} MP, over the "
+                          f"{max_pixels / 1e6:.0f} MP limit (max_pixels; decompression-bomb guard)")
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """A WebP's canvas size from its first chunk (VP8X, VP8 or VP8L), or None if it has none."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    kind = data[12:16]
+    if kind == b"VP8X":
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    if kind == b"VP8 ":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    if kind == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def probe(data: bytes, max_pixels: int | None = None) -> tuple[str, int, int]:
+    """(format, width, height) from the header alone, whatever the file is named; with
+    `max_pixels`, a larger image is refused (DecodeError) before anything is decoded."""
     from PIL import Image, UnidentifiedImageError
 
+    # Pillow's own bomb check (a warning at 89 MP, an error at 179 MP) would fire before ours and
+    # cap a larger max_pixels: `check_pixels` is the one limit.
+    Image.MAX_IMAGE_PIXELS = None
     if not data:
         raise DecodeError("empty file (0 bytes)")
+    webp = _webp_size(data)
+    if webp and max_pixels:  # Pillow's WebP opener allocates the whole canvas: check before it runs
+        check_pixels(*webp, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
-                return (im.format or "unknown").upper(), im.width, im.height
-    except Image.DecompressionBombError as exc:
-        raise DecodeError(f"refused: image too large ({exc})") from exc
+                fmt, width, height = (im.format or "unknown").upper(), im.width, im.height
     except UnidentifiedImageError as exc:
         raise DecodeError("not an image, or a format that is not supported") from exc
     except Exception as exc:  # damaged headers raise all sorts
         raise DecodeError(f"unreadable image header: {exc}") from exc
+    if max_pixels:
+        check_pixels(width, height, max_pixels)
+    return fmt, width, height
 
 
 def _jpeg_truncated(data: bytes) -> bool:
@@ -117,13 +150,18 @@ def _decode_standard(data: bytes, fmt: str, width: int, height: int, long_side: 
     return image
 
 
-def _decode_heif(data: bytes) -> np.ndarray:
+def _decode_heif(data: bytes, max_pixels: int) -> np.ndarray:
     try:
         import pillow_heif
     except ImportError as exc:
         raise MissingExtra("HEIC/HEIF needs an extra: pip install 'moodindex[heif]'") from exc
     try:
-        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)  # reads the boxes, decodes nothing
+        width, height = heif.size
+    except Exception as exc:
+        raise DecodeError(f"corrupt HEIF data: {exc}") from exc
+    check_pixels(width, height, max_pixels)
+    try:
         rgb = np.asarray(heif.to_pillow().convert("RGB"))  # transforms (rotation) already applied
     except Exception as exc:
         raise DecodeError(f"corrupt HEIF data: {exc}") from exc
@@ -134,7 +172,9 @@ _LIBRAW_FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}
 
 
 def _decode_raw_preview(data: bytes) -> tuple[bytes | np.ndarray, int]:
-    """The camera's embedded preview and LibRaw's orientation for it."""
+    """The camera's embedded preview and LibRaw's orientation for it.  A JPEG preview comes back
+    undecoded (the caller checks its header); a bitmap one was unpacked by LibRaw, whose own cap on
+    preview size (LIBRAW_MAX_THUMBNAIL_MB) bounds it, since rawpy cannot tell its size before."""
     try:
         import rawpy
     except ImportError as exc:
@@ -161,22 +201,20 @@ def decode(data: bytes, ext: str, orientation: int = 1, max_pixels: int = 200_00
     if ext in RAW_EXTENSIONS:
         preview, flip = _decode_raw_preview(data)
         if isinstance(preview, np.ndarray):
+            check_pixels(preview.shape[1], preview.shape[0], max_pixels)
             image = preview
         else:
-            fmt, w, h = probe(preview)
+            fmt, w, h = probe(preview, max_pixels)
             image = _decode_standard(preview, fmt, w, h, long_side, floor)
         if orientation == 1:
             orientation = flip
         full_w, full_h = image.shape[1], image.shape[0]
     elif ext in HEIF_EXTENSIONS:
-        image = _decode_heif(data)
+        image = _decode_heif(data, max_pixels)
         orientation = 1
         full_w, full_h = image.shape[1], image.shape[0]
     else:
-        fmt, full_w, full_h = probe(data)
-        if full_w * full_h > max_pixels:
-            raise DecodeError(f"refused: {full_w}x{full_h} is {full_w * full_h / 1e6:.0f} MP, over the "
-                              f"{max_pixels / 1e6:.0f} MP limit (decompression-bomb guard)")
+        fmt, full_w, full_h = probe(data, max_pixels)
         image = _decode_standard(data, fmt, full_w, full_h, long_side, floor)
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)

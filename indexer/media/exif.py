@@ -2,7 +2,10 @@
 
 Date fallbacks, in order: DateTimeOriginal (+ OffsetTimeOriginal), DateTimeDigitized
 (+ OffsetTimeDigitized), IFD0 DateTime (+ OffsetTime); with none of them the caller uses
-the file's modification time and flags the date as estimated.
+the file's modification time and flags the date as estimated.  A date that cannot be a
+photo's (before FIRST_PHOTO_YEAR, like the 0001:01:01 some cameras write after a reset)
+counts as absent, so the next source is used; an offset outside UTC-12:00..UTC+14:00 or with
+minutes past 59 (`+99:99`) is dropped, and the date kept without it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ _DATE_TAGS = (
 )
 _DATE_RE = re.compile(r"^\s*(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _OFFSET_RE = re.compile(r"^\s*([+-])(\d{2}):?(\d{2})\s*$")
+FIRST_PHOTO_YEAR = 1826  # Niépce's view from the window at Le Gras: no photo was taken before
+_OFFSET_RANGE_MIN = (-12 * 60, 14 * 60)  # the UTC offsets in use on Earth
 
 
 @dataclass(frozen=True)
@@ -40,18 +45,21 @@ def parse_exif_datetime(text: str) -> datetime | None:
     if not m:
         return None
     try:
-        return datetime(*(int(g) for g in m.groups()))
+        taken = datetime(*(int(g) for g in m.groups()))
     except ValueError:  # 0000:00:00 00:00:00 and friends
         return None
+    return taken if taken.year >= FIRST_PHOTO_YEAR else None
 
 
 def parse_offset(text: str | None) -> int | None:
-    """'+02:00' -> 120 minutes."""
+    """'+02:00' -> 120 minutes; None for an offset no place on Earth has ('+99:99')."""
     m = _OFFSET_RE.match(text or "")
-    if not m:
+    if not m or int(m.group(3)) > 59:
         return None
     minutes = int(m.group(2)) * 60 + int(m.group(3))
-    return -minutes if m.group(1) == "-" else minutes
+    minutes = -minutes if m.group(1) == "-" else minutes
+    low, high = _OFFSET_RANGE_MIN
+    return minutes if low <= minutes <= high else None
 
 
 def _text(tags: dict, key: str) -> str | None:

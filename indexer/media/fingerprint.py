@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from indexer.config import DEFAULT_MAX_FILE_BYTES
+from indexer.media.source import open_photo
+
 _SOI, _SOS = b"\xff\xd8", 0xDA
 _METADATA_MARKERS = frozenset(range(0xE0, 0xF0)) | {0xFE}  # APPn, COM
 _STANDALONE_MARKERS = frozenset(range(0xD0, 0xD8)) | {0x01}  # RSTn, TEM: no length field
@@ -127,9 +130,10 @@ def fingerprint(data: bytes) -> str:
     return h.hexdigest()
 
 
-def fingerprint_file(path: str | Path) -> str:
-    """`fingerprint` of a file's bytes; a big non-JPEG file (PNG, TIFF, RAW) is streamed."""
-    with open(path, "rb") as f:
+def fingerprint_file(path: str | Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> str:
+    """`fingerprint` of a file's bytes; a big non-JPEG file (PNG, TIFF, RAW) is streamed.
+    Raises UnreadablePhoto (an OSError) for anything but a regular file within `max_bytes`."""
+    with open_photo(path, max_bytes) as f:
         if f.read(2) == _SOI:
             f.seek(0)
             return fingerprint(f.read())

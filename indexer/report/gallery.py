@@ -55,9 +55,10 @@ def make_thumbnail(photo: Photo, long_side: int) -> Thumbnail | None:
     import cv2
 
     from indexer.media.decode import DecodeError, decode
+    from indexer.media.source import read_photo
 
     try:
-        data = Path(photo.path).read_bytes()
+        data = read_photo(photo.path)  # an OSError for a FIFO, a device or a huge file: no preview
         decoded = decode(data, Path(photo.path).suffix, orientation=photo.orientation or 1, long_side=long_side,
                          exact=True)
         ok, jpeg = cv2.imencode(".jpg", decoded.image, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])

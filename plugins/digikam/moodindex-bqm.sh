@@ -13,6 +13,7 @@
 # Environment: MOODINDEX (the moodindex program, default: moodindex on PATH),
 #              MOODINDEX_MIN_SCORE (default: moodindex's own), MOODINDEX_PREFIX (default Emotion).
 # Every name is passed as one quoted argument: file names are data, never shell code.
+# OUTPUT is never written through: moodindex refuses a symbolic link there before copying.
 set -eu
 
 if [ "$#" -ne 2 ]; then
@@ -21,6 +22,11 @@ if [ "$#" -ne 2 ]; then
 fi
 input=$1
 output=$2
+# An empty $OUTPUT would make moodindex copy INPUT into the working folder: refuse instead.
+if [ -z "$input" ] || [ -z "$output" ]; then
+    echo "$0: INPUT and OUTPUT must not be empty" >&2
+    exit 2
+fi
 moodindex=${MOODINDEX:-moodindex}
 
 set -- tag-file --output "$output" --in-file --prefix "${MOODINDEX_PREFIX:-Emotion}"
