@@ -1,19 +1,20 @@
 """Export a trained Keras checkpoint to moodindex's full-integer TFLite model, and validate it.
 
     pip install -e '.[train]'
-    python models/training/export.py --checkpoint models/runs/vgg-v1/best.keras
+    python models/training/export.py --checkpoint models/runs/res-v2/best.keras --version 2.0
 
 Writes, atomically, into models/:
-  moodindex-fer-v1.tflite          int8 weights and activations, int8 input and output (logits)
-  moodindex-fer-v1.json            metadata the runtime reads (classes, quantization, TTA default ...)
-  moodindex-fer-v1.metrics.json    every figure the model card quotes
+  moodindex-fer-v2.tflite          int8 weights and activations, int8 input and output (logits)
+  moodindex-fer-v2.json            metadata the runtime reads (classes, quantization, TTA default ...)
+  moodindex-fer-v2.metrics.json    every figure the model card quotes
   confusion_matrix.png             int8 model on the validation split
   README.md                        the figures block of the model card is regenerated (--no-card: not)
 
 Calibration uses real training faces passed through `indexer.vision.crop.normalise`, the
 one preprocessing function; validation runs the exported file through the indexer's own
 runtime (`indexer.vision.emotion.EmotionModel`), so the figures are those of what ships.
-Only fer2013_val.npz (PublicTest) is evaluated; the test split is held out.
+Only PublicTest (fer2013_val.npz, and its FER+ votes) is evaluated; the test split is held out.
+The real-photo figures (facial_expressions_dev) come from benchmarks/calibrate_crop.py.
 """
 
 from __future__ import annotations
@@ -39,25 +40,32 @@ sys.path.insert(0, str(ROOT))
 from indexer.fsutil import atomic_write  # noqa: E402
 from indexer.vision.crop import CLASSES, INPUT_SIZE, normalise  # noqa: E402
 from indexer.vision.emotion import EmotionModel, softmax  # noqa: E402
-from indexer.vision.evaluate import load_npz, summarise  # noqa: E402
+from indexer.vision.evaluate import ferplus_clear_majority, load_npz, summarise  # noqa: E402
+from indexer.vision.model_cost import cpu_description, graph_macs  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "fer2013"
+FERPLUS_VAL = ROOT.parent / "shared" / "data" / "ferplus" / "ferplus_val.npz"
+REAL_TRAIN = ROOT / "models" / "data" / "real_train.npz"
 # TTA is the default only if it buys at least this much int8 val accuracy (percentage points)
 # and the model still meets the per-face latency target with it.
 TTA_MIN_GAIN_PP = 0.5
-LATENCY_TARGET_MS = 2.0
+# Issue 11's budget: multiply-accumulates per face, test-time augmentation included.
+MACS_BUDGET = 100_000_000
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "runs" / "vgg-v1" / "best.keras")
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "runs" / "res-v2" / "best.keras")
     p.add_argument("--train", type=Path, default=SHARED / "fer2013_train.npz")
     p.add_argument("--val", type=Path, default=SHARED / "fer2013_val.npz")
     p.add_argument("--out-dir", type=Path, default=ROOT / "models")
     p.add_argument("--name", default="moodindex-fer")
-    p.add_argument("--version", default="1.0")
-    p.add_argument("--stem", default="moodindex-fer-v1", help="file name stem of the outputs")
+    p.add_argument("--ferplus-val", type=Path, default=FERPLUS_VAL)
+    p.add_argument("--version", default="2.0")
+    p.add_argument("--stem", default="moodindex-fer-v2", help="file name stem of the outputs")
     p.add_argument("--calibration", type=int, default=500, help="training faces for int8 calibration")
+    p.add_argument("--calibration-real", type=Path, default=REAL_TRAIN,
+                   help="real-photo training faces (prepare_real_faces.py) added to the calibration sample")
     p.add_argument("--latency-faces", type=int, default=500, help="faces timed one at a time")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--no-card", dest="update_card", action="store_false",
@@ -116,11 +124,16 @@ def run_info(checkpoint: Path) -> dict:
     return info
 
 
-def calibration_faces(train_npz: Path, n: int, seed: int) -> np.ndarray:
-    """A seeded random sample of real training faces, preprocessed like everything else."""
+def calibration_faces(train_npz: Path, n: int, seed: int, real_npz: Path | None = None) -> np.ndarray:
+    """A seeded random sample of training faces (FER-2013, plus a fifth as many real-photo
+    faces when given), preprocessed like everything else: int8 ranges fit what the model sees."""
+    rng = np.random.default_rng(seed)
     images = load_npz(train_npz).images
-    pick = np.random.default_rng(seed).choice(len(images), size=min(n, len(images)), replace=False)
-    return normalise(images[np.sort(pick)])
+    sample = [images[np.sort(rng.choice(len(images), size=min(n, len(images)), replace=False))]]
+    if real_npz and Path(real_npz).exists():
+        real = load_npz(real_npz).images
+        sample.append(real[np.sort(rng.choice(len(real), size=min(n // 5, len(real)), replace=False))])
+    return normalise(np.concatenate(sample))
 
 
 def convert(model, calib: np.ndarray, tf) -> bytes:
@@ -179,6 +192,19 @@ def graph_summary(model: EmotionModel) -> dict:
 CARD_BEGIN, CARD_END = "<!-- export.py:figures:begin -->", "<!-- export.py:figures:end -->"
 
 
+def ferplus_figures(votes_npz: Path | None, n: int, probs: dict[str, np.ndarray]) -> dict | None:
+    """Accuracy against the clear FER+ majority of each PublicTest face (rows without one
+    left out), for every configuration in `probs`; None without the votes file."""
+    if not votes_npz or not Path(votes_npz).exists():
+        return None
+    fp = np.load(votes_npz)
+    majority = ferplus_clear_majority(fp["votes"], tuple(str(c) for c in fp["columns"]))
+    if len(majority) != n:
+        raise SystemExit(f"export: {votes_npz} has {len(majority)} rows, the val split {n}")
+    keep = majority >= 0
+    return {name: summarise(majority[keep], p[keep]) for name, p in probs.items()}
+
+
 def markdown_summary(m: dict) -> str:
     """The figures of the model card (models/README.md), regenerated by every export so
     the card always describes the shipped file."""
@@ -198,6 +224,18 @@ def markdown_summary(m: dict) -> str:
         status = (f"**PROVISIONAL**: exported from epoch {meta['checkpoint_epoch']} (best so far) while run "
                   f"`{t['run']}` was at epoch {t.get('epochs_done')} of {t.get('config', {}).get('epochs', '?')}; "
                   "re-run `export.py` on the final `best.keras`.")
+    fp = m.get("ferplus_majority")
+    fp_rows = []
+    if fp:
+        fp_rows = [
+            f"| FER+ clear-majority accuracy, float ({fp['int8']['n']:,} faces) | "
+            f"{100 * fp['float']['accuracy']:.2f} % | {100 * fp['float_tta']['accuracy']:.2f} % |",
+            f"| **FER+ clear-majority accuracy, int8 (shipped)** | {100 * fp['int8']['accuracy']:.2f} % | "
+            f"{100 * fp['int8_tta']['accuracy']:.2f} % |",
+            f"| FER+ clear-majority balanced accuracy, int8 | {100 * fp['int8']['balanced_accuracy']:.2f} % | "
+            f"{100 * fp['int8_tta']['balanced_accuracy']:.2f} % |",
+        ]
+    macs = m["macs"]
     lines = [
         status,
         f"Exported {meta['exported_at']} from training commit `{(meta['training_commit'] or '?')[:10]}`; "
@@ -205,30 +243,31 @@ def markdown_summary(m: dict) -> str:
         f"({t.get('epochs_done')} epochs, median "
         f"{t.get('median_epoch_seconds')} s per epoch on the 2-core machine, shared with other work).",
         "",
-        "| FER-2013 PublicTest (val), 3,589 faces | no TTA | flip TTA |",
+        "| PublicTest (val) | no TTA | flip TTA |",
         "|---|---|---|",
-        f"| float Keras, accuracy | {100 * f['no_tta']['accuracy']:.2f} % | {100 * f['tta']['accuracy']:.2f} % |",
-        f"| **int8 TFLite (shipped)**, accuracy | {100 * q['no_tta']['accuracy']:.2f} % | "
+        *fp_rows,
+        f"| FER-2013 label accuracy, float (3,589 faces) | {100 * f['no_tta']['accuracy']:.2f} % | "
+        f"{100 * f['tta']['accuracy']:.2f} % |",
+        f"| **FER-2013 label accuracy, int8 (shipped)** | {100 * q['no_tta']['accuracy']:.2f} % | "
         f"{100 * q['tta']['accuracy']:.2f} % |",
-        f"| int8 balanced accuracy (mean recall) | {100 * q['no_tta']['balanced_accuracy']:.2f} % | "
+        f"| FER-2013 balanced accuracy, int8 | {100 * q['no_tta']['balanced_accuracy']:.2f} % | "
         f"{100 * q['tta']['balanced_accuracy']:.2f} % |",
-        f"| int8 macro-F1 | {q['no_tta']['macro_f1']:.3f} | {q['tta']['macro_f1']:.3f} |",
+        f"| multiply-accumulates per face (from the graph) | {macs['per_pass'] / 1e6:.1f} M | "
+        f"{2 * macs['per_pass'] / 1e6:.1f} M |",
         f"| ms per face, 1 thread, batch 1 | {lat['batch1_ms']:.3f} | {lat['batch1_tta_ms']:.3f} |",
         f"| ms per face, 1 thread, batched | {lat['batched_ms']:.3f} | {lat['batched_tta_ms']:.3f} |",
         "",
-        f"- float -> int8: accuracy {-m['int8_drop_pp']:+.2f} points; the two agree on the top class for "
+        f"- CPU of the latency figures: {m.get('cpu', '?')}; measured while other work ran on the same 2 cores.",
+        f"- float -> int8: FER-2013 accuracy {-m['int8_drop_pp']:+.2f} points; the two agree on the top class for "
         f"{100 * m['float_int8_top1_agreement']:.2f} % of faces.",
         f"- flip TTA: {m['tta_gain_pp']:+.2f} points for twice the compute. Rule: {m['tta_rule']}. "
         f"**Default: {'on' if meta['tta_default'] else 'off'}** (`tta_default` in the metadata; "
         "`moodindex model eval --tta/--no-tta` overrides).",
-        f"- against the bar (PrivateTest figures, see below): shipped int8 {100 * chosen['accuracy']:.1f} % on "
-        "PublicTest vs 58.4 % for the `fer` package, 73.3 % for the best published VGG variant and 74.1 % for "
-        "the Residual Masking Network with TTA; issue 2 asks for >= 71 %.",
-        f"- file: {m['size_bytes']:,} bytes ({m['size_bytes'] / 2**20:.2f} MiB); latency includes preprocessing "
-        "and softmax, measured while training ran on the same 2 cores (an idle machine is faster).",
+        f"- file: {m['size_bytes']:,} bytes ({m['size_bytes'] / 2**20:.2f} MiB); {meta['parameters']:,} parameters; "
+        "latency includes preprocessing and softmax.",
         *graph,
         "",
-        f"Per class, shipped configuration ({'flip TTA' if meta['tta_default'] else 'no TTA'}):",
+        f"Per class, FER-2013 labels, shipped configuration ({'flip TTA' if meta['tta_default'] else 'no TTA'}):",
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
@@ -311,7 +350,7 @@ def main() -> int:
         print(f"loaded {args.checkpoint} (epoch {provenance.get('checkpoint_epoch')}, {n_params:,} parameters)",
               flush=True)
 
-        calib = calibration_faces(args.train, args.calibration, args.seed)
+        calib = calibration_faces(args.train, args.calibration, args.seed, args.calibration_real)
         t0 = time.time()
         tflite = convert(keras_model, calib, tf)
         convert_s = time.time() - t0
@@ -339,14 +378,21 @@ def main() -> int:
         }
         model_info = {"input": runtime._in["quantization"], "output": runtime._out["quantization"]}
         graph = graph_summary(runtime)
+        macs_per_pass, macs_by_op = graph_macs(tmp_model)
 
     float_eval = summarise(val.labels, float_probs)
     float_eval_tta = summarise(val.labels, float_probs_tta)
     int8_eval = summarise(val.labels, int8_probs)
     int8_eval_tta = summarise(val.labels, int8_probs_tta)
+    ferplus = ferplus_figures(args.ferplus_val, len(val.labels), {
+        "float": float_probs, "float_tta": float_probs_tta, "int8": int8_probs, "int8_tta": int8_probs_tta})
     agreement = float((float_probs.argmax(1) == int8_probs.argmax(1)).mean())
-    tta_gain_pp = 100 * (int8_eval_tta["accuracy"] - int8_eval["accuracy"])
-    tta_default = tta_gain_pp >= TTA_MIN_GAIN_PP and latency["batch1_tta_ms"] <= LATENCY_TARGET_MS
+    # TTA's gain: the mean of its gains on the two label sets (FER+ majority when available)
+    gains = [int8_eval_tta["accuracy"] - int8_eval["accuracy"]]
+    if ferplus:
+        gains.append(ferplus["int8_tta"]["accuracy"] - ferplus["int8"]["accuracy"])
+    tta_gain_pp = 100 * float(np.mean(gains))
+    tta_default = tta_gain_pp >= TTA_MIN_GAIN_PP and 2 * macs_per_pass <= MACS_BUDGET
     chosen = int8_eval_tta if tta_default else int8_eval
 
     train_commit = git("log", "-1", "--format=%H", "--", "models/training/")
@@ -369,6 +415,9 @@ def main() -> int:
         "val_accuracy_no_tta": int8_eval["accuracy"],
         "val_accuracy_tta": int8_eval_tta["accuracy"],
         "float_val_accuracy": float_eval["accuracy"],
+        "val_ferplus_majority_accuracy": (ferplus["int8_tta" if tta_default else "int8"]["accuracy"]
+                                          if ferplus else None),
+        "macs_per_face": macs_per_pass * (2 if tta_default else 1),
         "parameters": n_params,
         "checkpoint_epoch": provenance.get("checkpoint_epoch"),
         "training_finished": finished,
@@ -385,10 +434,15 @@ def main() -> int:
         "convert_seconds": round(convert_s, 1),
         "float": {"no_tta": float_eval, "tta": float_eval_tta},
         "int8": {"no_tta": int8_eval, "tta": int8_eval_tta},
+        "ferplus_majority": ferplus,
+        "macs": {"per_pass": macs_per_pass, "by_op": macs_by_op,
+                 "per_face": macs_per_pass * (2 if tta_default else 1), "budget_per_face": MACS_BUDGET},
+        "cpu": cpu_description(),
         "float_int8_top1_agreement": round(agreement, 4),
         "int8_drop_pp": round(100 * (float_eval["accuracy"] - int8_eval["accuracy"]), 2),
         "tta_gain_pp": round(tta_gain_pp, 2),
-        "tta_rule": f"on if int8 val gain >= {TTA_MIN_GAIN_PP} pp and batch-1 TTA latency <= {LATENCY_TARGET_MS} ms",
+        "tta_rule": f"on if it gains >= {TTA_MIN_GAIN_PP} pp of int8 val accuracy (mean of FER-2013 and FER+ "
+                    f"majority) and two passes stay within {MACS_BUDGET / 1e6:.0f} M multiply-accumulates",
         "latency_ms_per_face_1_thread": latency,
         "latency_note": "median of single-face predict() calls incl. preprocessing and softmax; batched = whole "
                         "val set in chunks of 64; measured on the 2-core dev machine while training ran",
