@@ -33,10 +33,10 @@ from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from indexer.config import Settings
-from indexer.db.models import STATUS_DELETED, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, Face, Photo, Run
+from indexer.db.models import Face, Photo, Run
 from indexer.db.session import session_scope
+from indexer.domain import CLASSES, STATUS_DELETED, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
 from indexer.media.fingerprint import KnownPhoto, fingerprint_file
-from indexer.vision.crop import CLASSES
 from indexer.walk import WalkProblems, walk_photos
 from indexer.worker import analyze_in_worker, init_worker
 
@@ -312,8 +312,7 @@ class Indexer:
         if self._analyzer is None:  # also checks, here and clearly, that the model and detector load
             from indexer.pipeline import Analyzer
 
-            st = self.settings
-            self._analyzer = Analyzer(st.detector, st.model, st.threads, st.max_pixels)
+            self._analyzer = Analyzer.from_settings(self.settings)
         if workers == 1 or len(paths) < 4:
             for p in paths:
                 if self.stop.is_set():

@@ -116,7 +116,7 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
 
     st = app.settings.with_overrides(detector=detector)
     try:
-        analyzer = Analyzer(st.detector, st.model, st.threads, st.max_pixels)
+        analyzer = Analyzer.from_settings(st)
     except (ModelError, DetectorError) as exc:
         raise _load_error(exc) from exc
     out = []

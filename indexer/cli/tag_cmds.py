@@ -148,7 +148,7 @@ def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, mi
     score = _min_score(app, min_score)
     st = app.settings
     try:
-        result = Analyzer(st.detector, st.model, st.threads, st.max_pixels).analyze(file)
+        result = Analyzer.from_settings(st).analyze(file)
     except Exception as exc:  # model or detector missing: one clear line
         raise MoodindexError(f"cannot analyse {file}: {exc}") from exc
     if result.status != "ok":

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from indexer.db.models import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, Face, Photo, Run
+from indexer.db.models import Face, Photo, Run
+from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
 
 
 def face_dict(face: Face) -> dict[str, Any]:

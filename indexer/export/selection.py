@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from indexer.db.models import STATUS_OK, Photo
+from indexer.db.models import Photo
+from indexer.domain import STATUS_OK
 from indexer.export.safety import sidecar_path
 
 

@@ -25,7 +25,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Row, Select, exists, func, null, select
 from sqlalchemy.orm import Session, selectinload
 
-from indexer.db.models import DATE_EXIF, DATE_FILE, STATUS_OK, Face, Photo
+from indexer.db.models import Face, Photo
+from indexer.domain import DATE_EXIF, DATE_FILE, STATUS_OK
 from indexer.query.parse import Query
 
 LOAD_CHUNK = 500  # photo ids per IN (...) when loading rows: far below SQLite's variable limit

@@ -21,7 +21,7 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from indexer.vision.crop import CLASSES
+from indexer.domain import CLASSES
 
 
 class QueryError(ValueError):

@@ -1,0 +1,34 @@
+"""`moodindex query` (and the database layer) must not load OpenCV or a model runtime: the domain's
+words live in `indexer.domain`, which imports nothing heavy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HEAVY = ("cv2", "ai_edge_litert", "tflite_runtime", "onnxruntime", "tensorflow")
+
+PROBE = """
+import json, sys
+from click.testing import CliRunner
+from indexer.cli import main
+result = CliRunner().invoke(main, ["--db", sys.argv[1], "query", "sad photos from 2019", "--format", "json"])
+assert result.exit_code == 0, result.output
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def test_query_loads_no_vision_library(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "index.db")], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "sqlalchemy" in loaded  # the probe did reach the database
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_domain_module_imports_only_the_standard_library() -> None:
+    code = "import sys; before = set(sys.modules); import indexer.domain; print(sorted(set(sys.modules) - before))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.replace("'", '"')) == ["indexer", "indexer.domain"]
