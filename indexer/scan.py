@@ -25,7 +25,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +36,8 @@ from indexer.db.models import Face, Photo, Run
 from indexer.db.session import session_scope
 from indexer.domain import CLASSES, STATUS_DELETED, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
 from indexer.media.fingerprint import KnownPhoto, fingerprint_file
+from indexer.paths import folder_prefix, is_under, normalise_path
+from indexer.summary import Progress, ProgressFn, ScanSummary
 from indexer.walk import WalkProblems, walk_photos
 from indexer.worker import analyze_in_worker, init_worker
 
@@ -47,62 +48,9 @@ BATCH_SIZE = 32
 BATCH_SECONDS = 2.0
 
 
-@dataclass
-class ScanSummary:
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    moved: int = 0
-    deleted: int = 0
-    failed: int = 0
-    skipped: int = 0
-    metadata_only: int = 0  # of `changed`: only the metadata was edited, no model ran
-    faces: int = 0
-    seconds: float = 0.0
-    unreachable_roots: list[str] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    interrupted: bool = False
-
-    @property
-    def processed(self) -> int:
-        return self.new + self.changed
-
-    @property
-    def photos_per_second(self) -> float:
-        return self.processed / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def idle(self) -> bool:
-        """No row changed: every file was unchanged.  (An unreadable folder or an unmounted root is
-        reported again by every scan, so it does not make a scan worth recording on its own.)"""
-        return not (self.new or self.changed or self.moved or self.deleted or self.failed or self.skipped)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["photos_per_second"] = round(self.photos_per_second, 2)
-        d["seconds"] = round(self.seconds, 3)
-        return d
-
-
-@dataclass(frozen=True)
-class Progress:
-    done: int
-    total: int
-    faces: int
-    path: str
-
-
-ProgressFn = Callable[[Progress], None]
-
-
-def normalise_root(root: str | Path) -> str:
-    """Absolute, user-expanded, symlinks kept (the path the user knows)."""
-    return os.path.normpath(os.path.abspath(os.path.expanduser(str(root))))
-
-
 def _under(column, prefix: str):  # noqa: ANN001, ANN202
     """SQL condition: column is a path strictly below folder `prefix` (index-friendly range)."""
-    base = prefix.rstrip("/") + "/"
+    base = folder_prefix(prefix)
     return (column >= base) & (column < base[:-1] + "0")  # '0' sorts right after '/'
 
 
@@ -153,7 +101,7 @@ class Indexer:
         found: dict[str, tuple[os.stat_result, str]] = {}
         reachable: list[str] = []
         for raw_root in roots:
-            root = normalise_root(raw_root)
+            root = normalise_path(raw_root)
             if os.path.isfile(root):
                 found[root] = (os.stat(root), os.path.dirname(root))
                 continue
@@ -179,7 +127,7 @@ class Indexer:
         summary = ScanSummary()
         found = {}
         for p in paths:
-            path = normalise_root(p)
+            path = normalise_path(p)
             try:
                 found[path] = (os.stat(path), root_of(path))
             except OSError:
@@ -190,7 +138,7 @@ class Indexer:
 
     def move(self, src: str | Path, dest: str | Path, dest_root: str) -> int:
         """A file or folder moved within the roots: re-point its rows, run no model."""
-        src, dest = normalise_root(src), normalise_root(dest)
+        src, dest = normalise_path(src), normalise_path(dest)
         with session_scope(self.engine) as s:
             row = s.scalar(select(Photo).where(Photo.path == src))
             if row is not None:
@@ -204,7 +152,7 @@ class Indexer:
 
     def remove(self, path: str | Path) -> int:
         """A file or folder deleted: its photos become tombstones (so a later move back finds them)."""
-        path = normalise_root(path)
+        path = normalise_path(path)
         with session_scope(self.engine) as s:
             rows = s.scalars(select(Photo).where(or_(Photo.path == path, _under(Photo.path, path)))).all()
             return self._bury(s, rows)
@@ -233,7 +181,7 @@ class Indexer:
             else:
                 summary.unchanged += 1
         vanished = [r for p, r in known.items() if p not in found and r.status != STATUS_DELETED
-                    and any(p.startswith(root.rstrip("/") + "/") for root in reachable)]
+                    and any(is_under(p, root, strict=True) for root in reachable)]
         with session_scope(self.engine) as s:
             candidates = self._move_candidates(s, vanished)
             for path in new_paths:
@@ -451,7 +399,7 @@ class Indexer:
 def metadata_rewritten(engine: Engine, path: str | Path) -> None:
     """We just wrote tags into this photo's own metadata: its pixels are the same, so record
     its new size, mtime and hash instead of letting the next scan re-run the models on it."""
-    path = normalise_root(path)
+    path = normalise_path(path)
     try:
         st, digest = os.stat(path), fingerprint_file(path)
     except OSError:

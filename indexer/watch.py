@@ -38,8 +38,10 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from indexer.scan import Indexer, ScanSummary, normalise_root, root_problem
-from indexer.walk import IGNORE_FILE, WalkProblems, excluded, is_photo_name, walk_photos
+from indexer.paths import is_under, normalise_path
+from indexer.scan import Indexer, root_problem
+from indexer.summary import ScanSummary
+from indexer.walk import IGNORE_FILE, WalkProblems, excluded, is_photo_name, may_be_indexed, walk_photos
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +110,8 @@ class WatchTotals:
     moved: int = 0
 
     def add(self, s: ScanSummary) -> None:
-        for name in ("new", "changed", "unchanged", "moved", "deleted", "failed", "skipped", "faces"):
-            setattr(self.summary, name, getattr(self.summary, name) + getattr(s, name))
-        self.analysed += s.new + s.changed + s.failed + s.skipped
+        self.summary.merge(s)
+        self.analysed += s.analysed
 
 
 def make_observer(poll: float | None) -> BaseObserver:
@@ -366,10 +367,7 @@ class Watcher:
     def _indexable(self, path: str) -> bool:
         """A photo name below an active root and not in a hidden folder (.moodignore is checked at flush)."""
         root = self._root_of(path)
-        if root is None or not is_photo_name(os.path.basename(path)):
-            return False
-        rel = os.path.relpath(path, root)
-        return not any(part.startswith(".") for part in rel.split(os.sep))
+        return root is not None and may_be_indexed(path, root)
 
     def _touch(self, path: str, t: float, writing: bool = False, closed: bool = False,
                complete: bool = False) -> None:
@@ -390,13 +388,11 @@ class Watcher:
             entry.sig, entry.sig_since = _signature(path), t
 
     def _drop_pending(self, path: str) -> None:
-        prefix = path.rstrip("/") + "/"
-        for p in [p for p in self._pending if p == path or p.startswith(prefix)]:
+        for p in [p for p in self._pending if is_under(p, path)]:
             del self._pending[p]
 
     def _rekey_pending(self, src: str, dest: str, t: float) -> None:
-        prefix = src.rstrip("/") + "/"
-        for p in [p for p in self._pending if p.startswith(prefix)]:
+        for p in [p for p in self._pending if is_under(p, src, strict=True)]:
             entry = self._pending.pop(p)
             new = dest + p[len(src):]
             if self._indexable(new):
@@ -499,8 +495,7 @@ class Watcher:
         root.paused = why
         self._unschedule(root)
         self._drop_pending(root.path)
-        prefix = root.path + "/"
-        self._ops = [op for op in self._ops if not (op[1] + "/").startswith(prefix)]
+        self._ops = [op for op in self._ops if not is_under(op[1], root.path)]
         self._rescan_roots.discard(root.path)
 
     def _unschedule(self, root: _Root) -> None:
@@ -524,7 +519,7 @@ class Watcher:
     def _root_of(self, path: str) -> str | None:
         best = None
         for r in self._roots:
-            if r.paused is None and (path == r.path or path.startswith(r.path.rstrip("/") + "/")):
+            if r.paused is None and is_under(path, r.path):
                 if best is None or len(r.path) > len(best):
                     best = r.path
         return best
@@ -572,7 +567,7 @@ class Watcher:
             self.totals.moved += moved
             self.totals.removed += removed
             self.totals.add(batch)
-            line = _describe(batch, moved, removed, time.monotonic() - started)
+            line = batch.brief(time.monotonic() - started, moved, removed)
             if line:
                 log.info("%s", line)
 
@@ -595,7 +590,7 @@ class Watcher:
         if not keep:
             return
         summary = self.indexer.index_files(keep, lambda p: roots[p])
-        _merge(batch, summary)
+        batch.merge(summary)
 
     def _run_ops(self, ops: list[tuple[str, str, str, float]]) -> tuple[int, int]:
         moved = removed = 0
@@ -660,10 +655,10 @@ class Watcher:
         summary = self.indexer.scan(roots, record_idle=record_idle)
         self._release_at = time.monotonic() + self.options.pool_idle
         if into is not None:
-            _merge(into, summary)
+            into.merge(summary)
             return
         self.totals.add(summary)
-        line = _describe(summary, 0, 0, summary.seconds)
+        line = summary.brief(summary.seconds)
         log.info("%s: %s", label, line or f"{summary.unchanged} unchanged, nothing to do")
 
 
@@ -671,10 +666,10 @@ class Watcher:
 def _distinct_roots(roots: Iterable[str | Path]) -> list[str]:
     """Normalised, deduplicated, and without roots nested in another (their events arrive twice)."""
     out: list[str] = []
-    for r in sorted({normalise_root(r) for r in roots}):
+    for r in sorted({normalise_path(r) for r in roots}):
         if os.path.isfile(r):
             raise WatchError(f"{r}: not a folder (watch folders; index single files with `moodindex index`)")
-        if any(r == o or r.startswith(o.rstrip("/") + "/") for o in out):
+        if any(is_under(r, o) for o in out):
             log.info("%s is inside another watched folder", r)
             continue
         out.append(r)
@@ -739,19 +734,3 @@ def _coalesce(ops: list[tuple[str, str, str, float]]) -> list[tuple[str, str, st
         out.append(op)
     close_run()
     return out
-
-
-def _merge(into: ScanSummary, s: ScanSummary) -> None:
-    for name in ("new", "changed", "unchanged", "moved", "deleted", "failed", "skipped", "faces"):
-        setattr(into, name, getattr(into, name) + getattr(s, name))
-
-
-def _describe(s: ScanSummary, moved: int, removed: int, seconds: float) -> str:
-    """One log line per batch; empty when nothing changed."""
-    parts = [f"{n} {label}" for n, label in ((s.new, "new"), (s.changed, "changed"), (s.moved + moved, "moved"),
-                                             (s.deleted + removed, "removed"), (s.failed, "failed"),
-                                             (s.skipped, "skipped")) if n]
-    if not parts:
-        return ""
-    faces = f"; {s.faces} faces" if s.new or s.changed else ""
-    return f"{', '.join(parts)}{faces} in {seconds:.1f}s"

@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 from indexer.fsutil import fsync_dir
+from indexer.paths import is_under
 
 
 class UnsafeTarget(ValueError):
@@ -24,23 +25,19 @@ def sidecar_path(photo: Path) -> Path:
     return photo.with_name(photo.name + ".xmp")
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def check_target(target: Path, root: Path | str | None) -> None:
     """Refuse symlinks, non-regular files and anything whose real location is outside `root`."""
     if root is None or not str(root):
         raise UnsafeTarget(f"{target}: no indexed root recorded for this photo")
     real_root = os.path.realpath(root)
-    if not _inside(os.path.abspath(target), os.path.abspath(root)):
+    if not is_under(os.path.abspath(target), os.path.abspath(root)):
         raise UnsafeTarget(f"{target}: outside the indexed root {root}")
     if os.path.islink(target):
         raise UnsafeTarget(f"{target}: is a symbolic link; refusing to write through it")
     if os.path.lexists(target) and not stat.S_ISREG(os.lstat(target).st_mode):
         raise UnsafeTarget(f"{target}: not a regular file")
     real_parent = os.path.realpath(target.parent)
-    if not _inside(real_parent, real_root):
+    if not is_under(real_parent, real_root):
         raise UnsafeTarget(f"{target}: its folder resolves to {real_parent}, outside the indexed root {root}")
 
 
