@@ -270,7 +270,7 @@ def test_haar_works_with_zero_downloads(run_cli, tmp_path, dev_faces_dir, db_pat
     img, truth = compose(faces, size=(2400, 1800), face_px=600, seed=7)
     path = write_photo(tmp_path / "lib" / "one.jpg", img)
     status = json.loads(run_cli("status", "--format", "json").stdout)
-    assert status["detector"]["in_use"] == "haar" and "models fetch yunet" in status["detector"]["hint"]
+    assert status["detector"]["in_use"] == "haar" and "model fetch yunet" in status["detector"]["hint"]
     _summary(run_cli("index", path.parent, "--format", "json"))
     row = _rows(db_path)[str(path)]
     assert row.detector.startswith("haar") and row.face_count >= 1  # Haar may add a false face

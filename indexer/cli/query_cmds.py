@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.options import FILTER_MIN_SCORE_HELP, exif_only_option, hemisphere_option, min_score_option
 
 if TYPE_CHECKING:
     from indexer.query import Match, Query
@@ -34,7 +35,6 @@ score is its most confident face of that emotion). Dates from file times are mar
 """
 
 FORMATS = click.Choice(["table", "paths", "json", "csv"])
-HEMISPHERES = click.Choice(["north", "south"])
 
 
 def register(group: click.Group) -> None:
@@ -124,13 +124,12 @@ def _print_csv(matches: list[Match]) -> None:
 @click.argument("text", nargs=-1)
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
               help="Most results to show (0 = all).")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), help="Leave out photos scoring below this (0..1).")
+@min_score_option(FILTER_MIN_SCORE_HELP)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
               help="table for people; paths (one per line) for xargs; json or csv for programs.")
-@click.option("--exif-only", is_flag=True, help="Leave out photos whose date is only the file's time.")
+@exif_only_option()
 @click.option("--null", "-0", "nul", is_flag=True, help="With --format paths: end each path with NUL (xargs -0).")
-@click.option("--hemisphere", type=HEMISPHERES, default="north", show_default=True, envvar="MOODINDEX_HEMISPHERE",
-              help="For seasons: summer is June-August in the north, December-February in the south.")
+@hemisphere_option()
 @click.pass_obj
 def query_cmd(app: AppContext, text: tuple[str, ...], limit: int, min_score: float | None, fmt: str,
               exif_only: bool, nul: bool, hemisphere: str) -> None:
@@ -156,12 +155,11 @@ def query_cmd(app: AppContext, text: tuple[str, ...], limit: int, min_score: flo
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser afterwards.")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=48, show_default=True,
               help="Most photos on the page (0 = all).")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), help="Leave out photos scoring below this (0..1).")
-@click.option("--exif-only", is_flag=True, help="Leave out photos whose date is only the file's time.")
+@min_score_option(FILTER_MIN_SCORE_HELP)
+@exif_only_option()
 @click.option("--thumb-size", type=click.IntRange(64, 2048), default=480, show_default=True,
               help="Long side of the embedded thumbnails, in pixels.")
-@click.option("--hemisphere", type=HEMISPHERES, default="north", show_default=True, envvar="MOODINDEX_HEMISPHERE",
-              help="For seasons: summer is June-August in the north, December-February in the south.")
+@hemisphere_option()
 @click.pass_obj
 def gallery_cmd(app: AppContext, text: tuple[str, ...], output: Path, open_page: bool, limit: int,
                 min_score: float | None, exif_only: bool, thumb_size: int, hemisphere: str) -> None:

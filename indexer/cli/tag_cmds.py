@@ -7,14 +7,12 @@ from pathlib import Path
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.options import dry_run_option, min_score_option, prefix_option
 
 
 def _min_score(app: AppContext, given: float | None) -> float:
-    from indexer.export.tags import DEFAULT_MIN_SCORE
-
-    if given is not None:
-        return given
-    return float(getattr(app.settings, "tag_min_score", DEFAULT_MIN_SCORE))
+    """--min-score, else the `tag_min_score` setting (whose default is the domain's)."""
+    return app.settings.tag_min_score if given is None else given
 
 
 def _check_prefix(prefix: str) -> str:
@@ -82,10 +80,9 @@ def _exiftool():  # noqa: ANN202
               help="Write NAME.EXT.xmp sidecars beside the photos [default].")
 @click.option("--in-file", "mode", flag_value="in-file",
               help="Embed XMP (and IPTC Keywords) in JPEG, TIFF, PNG, WebP; RAW still gets a sidecar.")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
-              help="A face makes a tag when its top emotion's probability reaches this [default: 0.6].")
-@click.option("--prefix", default="Emotion", show_default=True, help="Parent tag: Emotion|Happy, Emotion/Happy.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@min_score_option()
+@prefix_option()
+@dry_run_option()
 @click.pass_obj
 def tag_cmd(app: AppContext, query: str | None, mode: str, min_score: float | None, prefix: str,
             dry_run: bool) -> None:
@@ -108,7 +105,7 @@ def tag_cmd(app: AppContext, query: str | None, mode: str, min_score: float | No
 @click.argument("query", required=False)
 @click.option("--sidecar", "mode", flag_value="sidecar", help="Only sidecars.")
 @click.option("--in-file", "mode", flag_value="in-file", help="Only tags embedded in the files.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@dry_run_option()
 @click.pass_obj
 def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: bool) -> None:
     """Remove exactly the tags moodindex wrote (sidecars and files; a sidecar that moodindex
@@ -130,16 +127,16 @@ def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: boo
               help="Copy FILE here first and tag the copy (digiKam's Batch Queue Manager: $OUTPUT).")
 @click.option("--sidecar", "mode", flag_value="sidecar", help="Write FILE.xmp instead of embedding.")
 @click.option("--in-file", "mode", flag_value="in-file", default=True, help="Embed the tags [default].")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
-              help="A face makes a tag when its top emotion's probability reaches this [default: 0.6].")
-@click.option("--prefix", default="Emotion", show_default=True, help="Parent tag.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@min_score_option()
+@prefix_option("Parent tag.")
+@dry_run_option()
 @click.pass_obj
 def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, min_score: float | None,
                  prefix: str, dry_run: bool) -> None:
     """Analyse one FILE (no index needed) and tag it, or a copy of it at --output."""
     import shutil
 
+    from indexer.domain import STATUS_OK
     from indexer.export import xmp
     from indexer.export.tags import emotions_for_faces
     from indexer.pipeline import Analyzer
@@ -151,7 +148,7 @@ def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, mi
         result = Analyzer.from_settings(st).analyze(file)
     except Exception as exc:  # model or detector missing: one clear line
         raise MoodindexError(f"cannot analyse {file}: {exc}") from exc
-    if result.status != "ok":
+    if result.status != STATUS_OK:
         raise MoodindexError(f"cannot analyse {file}: {result.error}")
     target = file.absolute()
     if output is not None:
@@ -181,11 +178,10 @@ def digikam_group() -> None:
 @digikam_group.command("sync")
 @click.option("--digikam-db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="digiKam's digikam4.db [default: from ~/.config/digikamrc, else ~/Pictures/digikam4.db].")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
-              help="A face makes a tag when its top emotion's probability reaches this [default: 0.6].")
-@click.option("--prefix", default="Emotion", show_default=True, help="Parent tag in digiKam's tag tree.")
+@min_score_option()
+@prefix_option("Parent tag in digiKam's tag tree.")
 @click.option("--remove", "remove_only", is_flag=True, help="Take back every tag assignment moodindex made.")
-@click.option("--dry-run", is_flag=True, help="Count what would change; write nothing (no backup either).")
+@dry_run_option("Count what would change; write nothing (no backup either).")
 @click.pass_obj
 def digikam_sync_cmd(app: AppContext, digikam_db: Path | None, min_score: float | None, prefix: str,
                      remove_only: bool, dry_run: bool) -> None:
