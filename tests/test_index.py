@@ -207,16 +207,16 @@ def test_interrupted_run_resumes(run_cli, library, db_path, monkeypatch):
 
 
 def test_a_photo_is_stored_whole_or_not_at_all(run_cli, library, db_path, monkeypatch):
-    import indexer.scan as scan
+    import indexer.db.photos as repo
 
-    real_face = scan.Face
+    real_face = repo.Face
 
     def exploding_face(**kw):
         if kw["idx"] == 1:
             raise RuntimeError("disk full")
         return real_face(**kw)
 
-    monkeypatch.setattr(scan, "Face", exploding_face)
+    monkeypatch.setattr(repo, "Face", exploding_face)
     result = run_cli("index", library / "2019", "--workers", "1")
     assert result.exit_code == 1 and "internal error" in result.stderr
     engine = open_db(db_path)

@@ -186,8 +186,8 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     """Counts, the detector and model in use, the last run."""
     from sqlalchemy.orm import Session
 
-    from indexer.db.read import last_run
-    from indexer.scan import counts
+    from indexer.db.photos import counts
+    from indexer.db.runs import last_run
     from indexer.summary import changes_text
     from indexer.vision.faces import available_detectors
 
@@ -257,7 +257,8 @@ def errors_cmd(app: AppContext, fmt: str) -> None:
     """Photos that could not be analysed, and folders that could not be read, with the reason."""
     from sqlalchemy.orm import Session
 
-    from indexer.db.read import error_rows, last_run
+    from indexer.db.read import error_rows
+    from indexer.db.runs import last_run
 
     with Session(app.engine) as s:
         items = [{"path": p.path, "error": p.error or p.status, "status": p.status} for p in error_rows(s)]

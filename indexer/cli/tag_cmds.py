@@ -24,13 +24,21 @@ def _check_prefix(prefix: str) -> str:
         raise MoodindexError(str(exc), exit_code=2) from exc
 
 
-def _reporter(verbosity: int, dry_run: bool, app: AppContext | None = None):  # noqa: ANN202 - echoing callback
+def _index_keeper(app: AppContext):  # noqa: ANN202 - tagging's on_rewritten hook
+    """Records a photo's new size, mtime and hash after its own metadata was rewritten, so the next
+    scan does not re-run the models on it.  None without an index (`tag-file` needs none and must
+    not create one)."""
+    from indexer.db.photos import record_metadata_rewrite
+
+    if not app.settings.db.exists():
+        return None
+    return lambda photo: record_metadata_rewrite(app.engine, photo)
+
+
+def _reporter(verbosity: int):  # noqa: ANN202 - echoing callback
     from indexer.export import xmp
-    from indexer.scan import metadata_rewritten
 
     def report(outcome: xmp.Outcome) -> None:
-        if app is not None and outcome.status in (xmp.WRITTEN, xmp.REMOVED) and outcome.target == outcome.photo:
-            metadata_rewritten(app.engine, outcome.photo)  # tags in the file: no re-analysis on the next scan
         if not outcome.ok:
             click.echo(f"{outcome.status}: {outcome.message}", err=True)
         elif outcome.status in (xmp.WRITTEN, xmp.WOULD_WRITE, xmp.REMOVED) and verbosity >= 0:
@@ -97,7 +105,7 @@ def tag_cmd(app: AppContext, query: str | None, mode: str, min_score: float | No
     photos = _photos(app, query, min_score, untag=False, sidecar_mode=(mode == "sidecar"))
     with _exiftool() as et:
         summary = tag_photos(photos, mode=mode, min_score=score, prefix=prefix, dry_run=dry_run,
-                             on_outcome=_reporter(app.verbosity, dry_run, app), exiftool=et)
+                             on_outcome=_reporter(app.verbosity), on_rewritten=_index_keeper(app), exiftool=et)
     _finish(summary, f"tag ({mode}{', dry run' if dry_run else ''})", app)
 
 
@@ -116,8 +124,8 @@ def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: boo
     modes = (mode,) if mode else (xmp.SIDECAR, xmp.IN_FILE)
     photos = _photos(app, query, None, untag=True, sidecar_mode=True)
     with _exiftool() as et:
-        summary = untag_photos(photos, modes=modes, dry_run=dry_run,
-                               on_outcome=_reporter(app.verbosity, dry_run, app), exiftool=et)
+        summary = untag_photos(photos, modes=modes, dry_run=dry_run, on_outcome=_reporter(app.verbosity),
+                               on_rewritten=_index_keeper(app), exiftool=et)
     _finish(summary, f"untag{' (dry run)' if dry_run else ''}", app)
 
 
@@ -163,7 +171,10 @@ def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, mi
     emotions = emotions_for_faces(result.faces, score)
     with _exiftool() as et:
         outcome = xmp.apply(et, target, target.parent, emotions, mode=mode, prefix=prefix, dry_run=dry_run)
-    _reporter(app.verbosity, dry_run)(outcome)
+    keep_index = _index_keeper(app) if outcome.rewrote_photo else None
+    if keep_index:
+        keep_index(outcome.photo)
+    _reporter(app.verbosity)(outcome)
     if not outcome.ok:
         raise click.exceptions.Exit(1)
     if app.verbosity >= 0 and outcome.status == xmp.UNCHANGED:
