@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,7 @@ import click
 
 from indexer.cli.context import AppContext, MoodindexError
 from indexer.cli.options import FILTER_MIN_SCORE_HELP, exif_only_option, hemisphere_option, min_score_option
+from indexer.query.filters import help_examples
 
 if TYPE_CHECKING:
     from indexer.query import Match, Query
@@ -28,11 +30,10 @@ shocked, scared, disgusted, grossed out, neutral, calm, serious ...), "or", "gro
 Dates: 2019, March 2019, 2019-06, 2019-06-01, 2018-2020, from/in/before/after/since/
 until X, between X and Y, last year, this month, last 30 days, summer 2021 (meteorological
 seasons, northern hemisphere unless --hemisphere south).
-Filters: emotion:sad year:2019 year:2018..2020 date:2019-06 after:2019-06-01 before:2020
-path:Trips faces:2+ faces:1..3 score:0.7.
+{filters}
 Without emotion words results are newest first; with them, best score first (a photo's
 score is its most confident face of that emotion). Dates from file times are marked ~.
-"""
+""".replace("{filters}", textwrap.fill(f"Filters: {help_examples()}.", 90))  # one list: query/filters.py
 
 FORMATS = click.Choice(["table", "paths", "json", "csv"])
 
