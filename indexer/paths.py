@@ -15,6 +15,14 @@ def normalise_path(path: str | Path) -> str:
     return os.path.normpath(os.path.abspath(os.path.expanduser(str(path))))
 
 
+def stat_or_none(path: str) -> os.stat_result | None:
+    """os.stat, or None for a path that is gone or unreadable (a race with a delete is normal)."""
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
 def folder_prefix(folder: str) -> str:
     """What every path strictly below `folder` starts with."""
     return folder.rstrip("/") + "/"

@@ -16,10 +16,6 @@ def _emit_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def _load_error(exc: Exception) -> MoodindexError:
-    return MoodindexError(str(exc))
-
-
 def register(group: click.Group) -> None:
     group.add_command(index_cmd)
     group.add_command(classify_cmd)
@@ -58,7 +54,7 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
     except KeyboardInterrupt:
         raise MoodindexError("interrupted: finished photos are saved; run the same command to resume", 130) from None
     except (ModelError, DetectorError) as exc:
-        raise _load_error(exc) from exc
+        raise MoodindexError.from_load_failure(exc) from exc
     finally:
         if bar:
             bar.close()
@@ -111,7 +107,7 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
     try:
         analyzer = Analyzer.from_settings(st)
     except (ModelError, DetectorError) as exc:
-        raise _load_error(exc) from exc
+        raise MoodindexError.from_load_failure(exc) from exc
     out = []
     for f in files:
         res = analyzer.analyze(f) if f.is_file() else None

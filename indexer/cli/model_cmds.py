@@ -34,10 +34,6 @@ def models_group() -> None:
     """Deprecated spelling of `moodindex model fetch/add`."""
 
 
-def _load_error(exc: Exception) -> MoodindexError:
-    return MoodindexError(str(exc))
-
-
 @model_group.command("info")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A .tflite model instead of the configured/bundled one.")
@@ -133,7 +129,7 @@ def fetch_cmd(name: str, url: str | None, sha256: str | None) -> None:
     try:
         dest = di.fetch_yunet(url or di.YUNET_URL, sha256 or di.YUNET_SHA256)
     except DetectorError as exc:
-        raise _load_error(exc) from exc
+        raise MoodindexError.from_load_failure(exc) from exc
     click.echo(f"installed {name} at {dest}; `--detector auto` now uses it")
 
 
@@ -148,7 +144,7 @@ def add_cmd(name: str, path: Path) -> None:
     try:
         dest = add_yunet(path)
     except DetectorError as exc:
-        raise _load_error(exc) from exc
+        raise MoodindexError.from_load_failure(exc) from exc
     click.echo(f"installed {name} at {dest}; `--detector auto` now uses it")
 
 

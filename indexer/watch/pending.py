@@ -5,22 +5,18 @@ stall and coalesce rules are tested with made-up times (tests/test_watch_units.p
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from indexer.paths import is_under
+from indexer.paths import is_under, stat_or_none
 
 Signature = tuple[int, int]  # (size, mtime_ns): what must stay put for `settle` seconds
 
 
 def file_signature(path: str) -> Signature | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
+    st = stat_or_none(path)
+    return None if st is None else (st.st_size, st.st_mtime_ns)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from watchdog.observers.api import ObservedWatch
 
-from indexer.paths import is_under, normalise_path
+from indexer.paths import is_under, normalise_path, stat_or_none
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +23,8 @@ class WatchError(RuntimeError):
 
 
 def folder_identity(path: str) -> Identity | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
+    st = stat_or_none(path)
+    return None if st is None else (st.st_dev, st.st_ino)
 
 
 @dataclass
