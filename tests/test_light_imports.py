@@ -28,6 +28,27 @@ def test_query_loads_no_vision_library(tmp_path: Path) -> None:
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+def test_help_loads_neither_the_database_layer_nor_vision() -> None:
+    code = ("import sys; from click.testing import CliRunner; from indexer.cli import main; "
+            "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output; "
+            "print(sorted({m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout.replace("'", '"')))
+    assert not loaded & {"sqlalchemy", *HEAVY}, sorted(loaded & {"sqlalchemy", *HEAVY})
+
+
+def test_query_help_lists_every_registered_filter() -> None:
+    from click.testing import CliRunner
+
+    from indexer.cli import main
+    from indexer.query.filters import FILTERS
+
+    text = " ".join(CliRunner().invoke(main, ["query", "--help"]).output.split())
+    for flt in FILTERS:
+        for example in flt.help_examples:
+            assert example in text
+
+
 def test_domain_module_imports_only_the_standard_library() -> None:
     code = "import sys; before = set(sys.modules); import indexer.domain; print(sorted(set(sys.modules) - before))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,12 +10,11 @@ import click
 
 from indexer.cli.context import AppContext, MoodindexError
 from indexer.cli.options import FILTER_MIN_SCORE_HELP, exif_only_option, hemisphere_option, min_score_option
-from indexer.query.filters import help_examples
 
 if TYPE_CHECKING:
     from indexer.query import Match, Query
 
-EXAMPLES = """\b
+_EXAMPLES = """\b
 Examples:
   moodindex query sad photos from 2019
   moodindex query happy or surprised group photos last summer
@@ -33,7 +32,19 @@ seasons, northern hemisphere unless --hemisphere south).
 {filters}
 Without emotion words results are newest first; with them, best score first (a photo's
 score is its most confident face of that emotion). Dates from file times are marked ~.
-""".replace("{filters}", textwrap.fill(f"Filters: {help_examples()}.", 90))  # one list: query/filters.py
+"""
+
+
+class QueryCommand(click.Command):
+    """Its epilog lists the filters from their registry (query/filters.py), read only when help is
+    shown: importing the query package loads SQLAlchemy, which `moodindex --help` must not."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from indexer.query.filters import help_examples
+
+        self.epilog = _EXAMPLES.replace("{filters}", textwrap.fill(f"Filters: {help_examples()}.", 90))
+        super().format_epilog(ctx, formatter)
+
 
 FORMATS = click.Choice(["table", "paths", "json", "csv"])
 
@@ -121,7 +132,7 @@ def _print_csv(matches: list[Match]) -> None:
     click.echo(buf.getvalue(), nl=False)
 
 
-@click.command("query", epilog=EXAMPLES)
+@click.command("query", cls=QueryCommand)
 @click.argument("text", nargs=-1)
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
               help="Most results to show (0 = all).")
@@ -149,7 +160,7 @@ def query_cmd(app: AppContext, text: tuple[str, ...], limit: int, min_score: flo
         _print_table(matches)
 
 
-@click.command("gallery", epilog=EXAMPLES)
+@click.command("gallery", cls=QueryCommand)
 @click.argument("text", nargs=-1)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True,
               help="The HTML file to write (one self-contained file: thumbnails are embedded).")
