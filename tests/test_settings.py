@@ -98,3 +98,46 @@ def test_tag_min_score_reaches_tag(run_cli, tmp_path, engine) -> None:
     assert "would-write" not in high.output
     low = run_cli("--config", _config(tmp_path, tag_min_score=0.5), "tag", "--dry-run")
     assert "would-write" in low.output
+
+
+def _invoke(config: Path, *args: str):  # noqa: ANN202
+    from click.testing import CliRunner
+
+    from indexer.cli import main
+
+    return CliRunner().invoke(main, ["--config", str(config), *map(str, args)], catch_exceptions=False)
+
+
+def test_db_and_roots_come_from_the_config_file(tmp_path: Path, face_photos: list[Path]) -> None:
+    db = tmp_path / "elsewhere" / "my.db"
+    config = _config(tmp_path, db=str(db), roots=[str(face_photos[0].parent)], detector="haar", workers=1)
+    res = _invoke(config, "index", "--format", "json")  # no PATH: the configured roots
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["new"] == len(face_photos)
+    assert db.exists()
+    status = json.loads(_invoke(config, "status", "--format", "json").stdout)
+    assert status["db"] == str(db) and status["photos"] == len(face_photos)
+
+
+@pytest.mark.parametrize(("workers", "in_process"), [(1, 4), (2, 0)])
+def test_workers_setting_decides_where_photos_are_analysed(run_cli, tmp_path, face_photos, monkeypatch,
+                                                           workers, in_process) -> None:
+    calls: list[str] = []
+    original = Analyzer.analyze
+
+    def counting(self, path, st=None, known=None):  # noqa: ANN001, ANN202
+        calls.append(str(path))
+        return original(self, path, st, known)
+
+    monkeypatch.setattr(Analyzer, "analyze", counting)  # only this process is patched, not spawned workers
+    res = run_cli("--config", _config(tmp_path, detector="haar", workers=workers), "index", face_photos[0].parent,
+                  "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["new"] == 4 and len(calls) == in_process
+
+
+def test_model_setting_reaches_model_info(tmp_path: Path) -> None:
+    model = Path(shutil.copy(default_model_path(), tmp_path / "mine.tflite"))
+    info = json.loads(_invoke(_config(tmp_path, model=str(model), threads=3), "model", "info", "--format",
+                              "json").stdout)
+    assert info["path"] == str(model) and info["threads"] == 3
