@@ -7,7 +7,8 @@ The TOML file (default `<user config dir>/moodindex/config.toml`) may hold:
     detector = "auto"        # auto | yunet | haar
     workers = 2
     threads = 1              # LiteRT threads per worker
-    min_face = 40            # smallest face side, in displayed pixels, worth analysing
+    min_face = 32            # smallest face side worth analysing, in pixels of the photo as analysed
+                             # (decoded at ~1024 px on the long side): 32 there is ~130 px in 12 MP
     max_pixels = 200000000   # decompression-bomb guard: the only pixel limit, checked in every decoder
     max_file_bytes = 1073741824  # a photo file bigger than this (1 GiB) is skipped, never read
     tag_min_score = 0.6      # a face's top emotion makes a tag from this probability on
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from indexer.domain import DEFAULT_MIN_FACE, DEFAULT_TAG_MIN_SCORE, DETECTOR_CHOICES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,11 +67,11 @@ class Settings:
     detector: str = "auto"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     threads: int = 1
-    min_face: int = 40
+    min_face: int = DEFAULT_MIN_FACE
     max_pixels: int = 200_000_000
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     model: Path | None = None
-    tag_min_score: float = 0.6
+    tag_min_score: float = DEFAULT_TAG_MIN_SCORE
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Apply CLI flags; None means "not given"."""
@@ -94,8 +97,8 @@ def _coerce(name: str, value: Any) -> Any:
             raise ConfigError(f"tag_min_score must be a number from 0 to 1, got {value!r}")
         return float(value)
     if name == "detector":
-        if value not in ("auto", "yunet", "haar"):
-            raise ConfigError(f"detector must be auto, yunet or haar, got {value!r}")
+        if value not in DETECTOR_CHOICES:
+            raise ConfigError(f"detector must be one of {', '.join(DETECTOR_CHOICES)}, got {value!r}")
     return value
 
 

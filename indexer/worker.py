@@ -28,8 +28,7 @@ def init_worker(settings: Settings) -> None:
     cv2.setNumThreads(1)  # one worker per core already: OpenCV's own threads would only contend
     from indexer.pipeline import Analyzer
 
-    _ANALYZER = Analyzer(settings.detector, settings.model, settings.threads, settings.max_pixels,
-                         max_file_bytes=settings.max_file_bytes)
+    _ANALYZER = Analyzer.from_settings(settings)
 
 
 def analyze_in_worker(path: str, known: KnownPhoto | None):  # noqa: ANN201 (PhotoResult: keep the import lazy)

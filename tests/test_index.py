@@ -207,16 +207,16 @@ def test_interrupted_run_resumes(run_cli, library, db_path, monkeypatch):
 
 
 def test_a_photo_is_stored_whole_or_not_at_all(run_cli, library, db_path, monkeypatch):
-    import indexer.scan as scan
+    import indexer.db.photos as repo
 
-    real_face = scan.Face
+    real_face = repo.Face
 
     def exploding_face(**kw):
         if kw["idx"] == 1:
             raise RuntimeError("disk full")
         return real_face(**kw)
 
-    monkeypatch.setattr(scan, "Face", exploding_face)
+    monkeypatch.setattr(repo, "Face", exploding_face)
     result = run_cli("index", library / "2019", "--workers", "1")
     assert result.exit_code == 1 and "internal error" in result.stderr
     engine = open_db(db_path)
@@ -270,7 +270,7 @@ def test_haar_works_with_zero_downloads(run_cli, tmp_path, dev_faces_dir, db_pat
     img, truth = compose(faces, size=(2400, 1800), face_px=600, seed=7)
     path = write_photo(tmp_path / "lib" / "one.jpg", img)
     status = json.loads(run_cli("status", "--format", "json").stdout)
-    assert status["detector"]["in_use"] == "haar" and "models fetch yunet" in status["detector"]["hint"]
+    assert status["detector"]["in_use"] == "haar" and "model fetch yunet" in status["detector"]["hint"]
     _summary(run_cli("index", path.parent, "--format", "json"))
     row = _rows(db_path)[str(path)]
     assert row.detector.startswith("haar") and row.face_count >= 1  # Haar may add a false face

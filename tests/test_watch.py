@@ -21,7 +21,7 @@ from indexer.config import Settings
 from indexer.db.models import Face, Photo, Run
 from indexer.pipeline import Analyzer
 from indexer.scan import Indexer
-from indexer.watch import Watcher, WatchOptions, _coalesce
+from indexer.watch import Watcher, WatchOptions
 from tests.polling import wait_for as poll
 
 DEADLINE = 30.0
@@ -359,11 +359,3 @@ def test_polling_observer(start, engine, tmp_path: Path, faces: list[Path], anal
     os.rename(root / "p.jpg", root / "q.jpg")
     wait_for(lambda: ok_paths(engine) == {str(root / "q.jpg")}, "the polled rename")
     assert analysed == [str(root / "p.jpg")]
-
-
-def test_coalesce_drops_deletes_inside_deleted_folders_and_duplicates() -> None:
-    ops = [("delete", "/r/a/x.jpg", "", 1.0), ("delete", "/r/a/b/y.jpg", "", 1.0), ("delete", "/r/a", "", 1.0),
-           ("move", "/r/c.jpg", "/r/d.jpg", 2.0), ("move", "/r/c.jpg", "/r/d.jpg", 2.0),
-           ("delete", "/r/ab.jpg", "", 3.0), ("delete", "/r/ab.jpg", "", 3.0)]
-    assert [op[:3] for op in _coalesce(ops)] == [("delete", "/r/a", ""), ("move", "/r/c.jpg", "/r/d.jpg"),
-                                                 ("delete", "/r/ab.jpg", "")]

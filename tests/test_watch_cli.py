@@ -165,7 +165,7 @@ from sqlalchemy.orm import Session
 from indexer.db.models import Photo, Run
 from indexer.db.read import iter_photos
 from indexer.db.session import open_db, session_scope
-from indexer.scan import counts
+from indexer.db.photos import counts
 
 engine = open_db(sys.argv[1])
 end = time.monotonic() + float(sys.argv[2])

@@ -19,6 +19,11 @@ class MoodindexError(Exception):
         super().__init__(message)
         self.exit_code = exit_code
 
+    @classmethod
+    def from_load_failure(cls, exc: Exception) -> MoodindexError:
+        """A model or detector that cannot load: its own message is already the clear line."""
+        return cls(str(exc))
+
 
 @dataclass
 class AppContext:

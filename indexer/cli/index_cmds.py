@@ -1,4 +1,4 @@
-"""index, classify, show, list, status, errors, db upgrade, models fetch/add."""
+"""index, classify, show, list, status, errors, db upgrade."""
 
 from __future__ import annotations
 
@@ -9,17 +9,11 @@ from pathlib import Path
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
-
-FORMATS_TEXT_JSON = click.Choice(["text", "json"])
-DETECTORS = click.Choice(["auto", "yunet", "haar"])
+from indexer.cli.options import detector_option, text_json_option, workers_option
 
 
 def _emit_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def _load_error(exc: Exception) -> MoodindexError:
-    return MoodindexError(str(exc))
 
 
 def register(group: click.Group) -> None:
@@ -30,15 +24,14 @@ def register(group: click.Group) -> None:
     group.add_command(status_cmd)
     group.add_command(errors_cmd)
     group.add_command(db_group)
-    group.add_command(models_group)
 
 
 @click.command("index")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--workers", "-j", type=click.IntRange(1, 64), help="Worker processes [default: CPU count].")
+@workers_option()
 @click.option("--force", is_flag=True, help="Re-analyse every photo, changed or not.")
-@click.option("--detector", type=DETECTORS, help="Face detector [default: auto = best installed].")
-@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text", help="Summary format.")
+@detector_option()
+@text_json_option("Summary format.")
 @click.pass_obj
 def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, force: bool, detector: str | None,
               fmt: str) -> None:
@@ -61,7 +54,7 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
     except KeyboardInterrupt:
         raise MoodindexError("interrupted: finished photos are saved; run the same command to resume", 130) from None
     except (ModelError, DetectorError) as exc:
-        raise _load_error(exc) from exc
+        raise MoodindexError.from_load_failure(exc) from exc
     finally:
         if bar:
             bar.close()
@@ -72,11 +65,7 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
     if app.verbosity >= 0:
         for why in summary.unreachable_roots:
             click.echo(f"kept, not scanned: {why}", err=True)
-        edited = f" ({summary.metadata_only} metadata only)" if summary.metadata_only else ""
-        click.echo(f"{summary.new} new, {summary.changed} changed{edited}, {summary.unchanged} unchanged, "
-                   f"{summary.moved} moved, {summary.deleted} deleted, {summary.failed} failed, "
-                   f"{summary.skipped} skipped; {summary.faces} faces; "
-                   f"{summary.photos_per_second:.1f} photos/s in {summary.seconds:.1f} s")
+        click.echo(summary.line())
         if summary.failed or summary.problems:
             click.echo("see `moodindex errors` for the reasons", err=True)
 
@@ -105,8 +94,8 @@ def _progress_bar(app: AppContext) -> _Bar | None:
 
 @click.command("classify")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--detector", type=DETECTORS, help="Face detector [default: auto].")
-@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@detector_option()
+@text_json_option()
 @click.pass_obj
 def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None, fmt: str) -> None:
     """Detect faces and emotions in FILES without touching the index."""
@@ -116,9 +105,9 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
 
     st = app.settings.with_overrides(detector=detector)
     try:
-        analyzer = Analyzer(st.detector, st.model, st.threads, st.max_pixels, max_file_bytes=st.max_file_bytes)
+        analyzer = Analyzer.from_settings(st)
     except (ModelError, DetectorError) as exc:
-        raise _load_error(exc) from exc
+        raise MoodindexError.from_load_failure(exc) from exc
     out = []
     for f in files:
         res = analyzer.analyze(f) if f.is_file() else None
@@ -139,17 +128,17 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
 
 @click.command("show")
 @click.argument("photo", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@text_json_option()
 @click.pass_obj
 def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
     """Everything the index knows about one photo."""
     from sqlalchemy.orm import Session
 
     from indexer.db.read import find_photo, photo_dict
-    from indexer.scan import normalise_root
+    from indexer.paths import normalise_path
 
     with Session(app.engine) as s:
-        row = find_photo(s, normalise_root(photo))
+        row = find_photo(s, normalise_path(photo))
         if row is None:
             raise MoodindexError(f"{photo}: not in the index (run `moodindex index` on its folder)")
         data = photo_dict(row)
@@ -187,14 +176,15 @@ def list_cmd(app: AppContext, fmt: str) -> None:
 
 
 @click.command("status")
-@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@text_json_option()
 @click.pass_obj
 def status_cmd(app: AppContext, fmt: str) -> None:
     """Counts, the detector and model in use, the last run."""
     from sqlalchemy.orm import Session
 
-    from indexer.db.read import last_run
-    from indexer.scan import counts
+    from indexer.db.photos import counts
+    from indexer.db.runs import last_run
+    from indexer.summary import changes_text
     from indexer.vision.faces import available_detectors
 
     data: dict = counts(app.engine)
@@ -216,11 +206,11 @@ def status_cmd(app: AppContext, fmt: str) -> None:
             if runtime.startswith("opencv"):
                 data["detector"]["hint"] = (
                     "this YuNet file runs only at its declared size on ONNX Runtime; OpenCV Zoo's "
-                    "face_detection_yunet_2026may.onnx (`moodindex models add yunet PATH`) runs ~3x faster"
+                    "face_detection_yunet_2026may.onnx (`moodindex model add yunet PATH`) runs ~3x faster"
                     if available() else "pip install onnxruntime: YuNet runs ~3x faster on it")
     if "yunet" not in data["detector"]["available"]:
         data["detector"]["hint"] = ("using the Haar cascade; for better face detection run "
-                                    "`moodindex models fetch yunet` (or `moodindex models add yunet PATH`)")
+                                    "`moodindex model fetch yunet` (or `moodindex model add yunet PATH`)")
     data["model"] = _model_info(app)
     with Session(app.engine) as s:
         data["last_run"] = last_run(s)
@@ -241,8 +231,8 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     run = data["last_run"]
     if run:
         sm = run["summary"]
-        click.echo(f"last run  {run['finished_at']}: {sm.get('new', 0)} new, {sm.get('changed', 0)} changed, "
-                   f"{sm.get('moved', 0)} moved, {sm.get('deleted', 0)} deleted, {sm.get('failed', 0)} failed")
+        shown = ("new", "changed", "moved", "deleted", "failed")
+        click.echo(f"last run  {run['finished_at']}: {changes_text(sm, shown)}")
 
 
 def _model_info(app: AppContext) -> dict:
@@ -257,13 +247,14 @@ def _model_info(app: AppContext) -> dict:
 
 
 @click.command("errors")
-@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@text_json_option()
 @click.pass_obj
 def errors_cmd(app: AppContext, fmt: str) -> None:
     """Photos that could not be analysed, and folders that could not be read, with the reason."""
     from sqlalchemy.orm import Session
 
-    from indexer.db.read import error_rows, last_run
+    from indexer.db.read import error_rows
+    from indexer.db.runs import last_run
 
     with Session(app.engine) as s:
         items = [{"path": p.path, "error": p.error or p.status, "status": p.status} for p in error_rows(s)]
@@ -290,40 +281,3 @@ def db_upgrade(app: AppContext) -> None:
     """Apply schema migrations (also done automatically on every open)."""
     _ = app.engine
     click.echo(f"{app.settings.db}: schema up to date")
-
-
-@click.group("models")
-def models_group() -> None:
-    """Face-detector weights that are not ours to ship."""
-
-
-@models_group.command("fetch")
-@click.argument("name", type=click.Choice(["yunet"]))
-@click.option("--url", help="Download from this mirror instead of OpenCV Zoo.")
-@click.option("--sha256", "sha256", help="Expected checksum (needed with a --url of other weights).")
-def models_fetch(name: str, url: str | None, sha256: str | None) -> None:
-    """Download YuNet from OpenCV Zoo (pinned sha256) into the data folder: the only network use."""
-    from indexer.vision import detector_install as di
-    from indexer.vision.faces import DetectorError
-
-    try:
-        dest = di.fetch_yunet(url or di.YUNET_URL, sha256 or di.YUNET_SHA256)
-    except DetectorError as exc:
-        raise _load_error(exc) from exc
-    click.echo(f"installed {name} at {dest}; `--detector auto` now uses it")
-
-
-@models_group.command("add")
-@click.argument("name", type=click.Choice(["yunet"]))
-@click.argument("path", type=click.Path(path_type=Path))
-def models_add(name: str, path: Path) -> None:
-    """Install a local copy of the YuNet ONNX weights (checked to load first)."""
-    from indexer.vision.detector_install import add_yunet
-    from indexer.vision.faces import DetectorError
-
-    try:
-        dest = add_yunet(path)
-    except DetectorError as exc:
-        raise _load_error(exc) from exc
-    click.echo(f"installed {name} at {dest}; `--detector auto` now uses it")
-

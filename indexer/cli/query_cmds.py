@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.options import FILTER_MIN_SCORE_HELP, exif_only_option, hemisphere_option, min_score_option
 
 if TYPE_CHECKING:
     from indexer.query import Match, Query
 
-EXAMPLES = """\b
+_EXAMPLES = """\b
 Examples:
   moodindex query sad photos from 2019
   moodindex query happy or surprised group photos last summer
@@ -27,14 +29,24 @@ shocked, scared, disgusted, grossed out, neutral, calm, serious ...), "or", "gro
 Dates: 2019, March 2019, 2019-06, 2019-06-01, 2018-2020, from/in/before/after/since/
 until X, between X and Y, last year, this month, last 30 days, summer 2021 (meteorological
 seasons, northern hemisphere unless --hemisphere south).
-Filters: emotion:sad year:2019 year:2018..2020 date:2019-06 after:2019-06-01 before:2020
-path:Trips faces:2+ faces:1..3 score:0.7.
+{filters}
 Without emotion words results are newest first; with them, best score first (a photo's
 score is its most confident face of that emotion). Dates from file times are marked ~.
 """
 
+
+class QueryCommand(click.Command):
+    """Its epilog lists the filters from their registry (query/filters.py), read only when help is
+    shown: importing the query package loads SQLAlchemy, which `moodindex --help` must not."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from indexer.query.filters import help_examples
+
+        self.epilog = _EXAMPLES.replace("{filters}", textwrap.fill(f"Filters: {help_examples()}.", 90))
+        super().format_epilog(ctx, formatter)
+
+
 FORMATS = click.Choice(["table", "paths", "json", "csv"])
-HEMISPHERES = click.Choice(["north", "south"])
 
 
 def register(group: click.Group) -> None:
@@ -120,17 +132,16 @@ def _print_csv(matches: list[Match]) -> None:
     click.echo(buf.getvalue(), nl=False)
 
 
-@click.command("query", epilog=EXAMPLES)
+@click.command("query", cls=QueryCommand)
 @click.argument("text", nargs=-1)
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
               help="Most results to show (0 = all).")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), help="Leave out photos scoring below this (0..1).")
+@min_score_option(FILTER_MIN_SCORE_HELP)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
               help="table for people; paths (one per line) for xargs; json or csv for programs.")
-@click.option("--exif-only", is_flag=True, help="Leave out photos whose date is only the file's time.")
+@exif_only_option()
 @click.option("--null", "-0", "nul", is_flag=True, help="With --format paths: end each path with NUL (xargs -0).")
-@click.option("--hemisphere", type=HEMISPHERES, default="north", show_default=True, envvar="MOODINDEX_HEMISPHERE",
-              help="For seasons: summer is June-August in the north, December-February in the south.")
+@hemisphere_option()
 @click.pass_obj
 def query_cmd(app: AppContext, text: tuple[str, ...], limit: int, min_score: float | None, fmt: str,
               exif_only: bool, nul: bool, hemisphere: str) -> None:
@@ -149,19 +160,18 @@ def query_cmd(app: AppContext, text: tuple[str, ...], limit: int, min_score: flo
         _print_table(matches)
 
 
-@click.command("gallery", epilog=EXAMPLES)
+@click.command("gallery", cls=QueryCommand)
 @click.argument("text", nargs=-1)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True,
               help="The HTML file to write (one self-contained file: thumbnails are embedded).")
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser afterwards.")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=48, show_default=True,
               help="Most photos on the page (0 = all).")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), help="Leave out photos scoring below this (0..1).")
-@click.option("--exif-only", is_flag=True, help="Leave out photos whose date is only the file's time.")
+@min_score_option(FILTER_MIN_SCORE_HELP)
+@exif_only_option()
 @click.option("--thumb-size", type=click.IntRange(64, 2048), default=480, show_default=True,
               help="Long side of the embedded thumbnails, in pixels.")
-@click.option("--hemisphere", type=HEMISPHERES, default="north", show_default=True, envvar="MOODINDEX_HEMISPHERE",
-              help="For seasons: summer is June-August in the north, December-February in the south.")
+@hemisphere_option()
 @click.pass_obj
 def gallery_cmd(app: AppContext, text: tuple[str, ...], output: Path, open_page: bool, limit: int,
                 min_score: float | None, exif_only: bool, thumb_size: int, hemisphere: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.options import detector_option, workers_option
 
 
 def register(group: click.Group) -> None:
@@ -41,8 +42,8 @@ def _no_roots(app: AppContext, command: str) -> MoodindexError:
               help="Full rescan period if live events fail (inotify watch limit, event queue overflow).")
 @click.option("--recheck", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
               help="How often roots are checked for being unmounted or back.")
-@click.option("--workers", "-j", type=click.IntRange(1, 64), help="Worker processes for bursts [default: config].")
-@click.option("--detector", type=click.Choice(["auto", "yunet", "haar"]), help="Face detector [default: auto].")
+@workers_option("Worker processes for bursts [default: workers setting, CPU count].")
+@detector_option()
 @click.pass_obj
 def watch_cmd(app: AppContext, paths: tuple[Path, ...], poll: float | None, settle: float, rescan: float,
               recheck: float, workers: int | None, detector: str | None) -> None:

@@ -21,17 +21,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from indexer.vision.crop import CLASSES
-
-# photo.status values
-STATUS_OK = "ok"            # decoded and analysed (possibly zero faces)
-STATUS_ERROR = "error"      # could not be analysed; `error` says why
-STATUS_SKIPPED = "skipped"  # a known format whose optional extra is missing; `error` names it
-STATUS_DELETED = "deleted"  # gone from a reachable root (kept briefly so moves can find it)
-
-# photo.date_source values
-DATE_EXIF = "exif"
-DATE_FILE = "file"
+# the status and date words moved to indexer.domain; kept importable from here for old callers
+from indexer.domain import (  # noqa: F401
+    CLASSES,
+    DATE_EXIF,
+    DATE_FILE,
+    STATUS_DELETED,
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_SKIPPED,
+)
 
 
 class Base(DeclarativeBase):

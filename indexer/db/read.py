@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from indexer.db.models import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, Face, Photo, Run
+from indexer.db.models import Face, Photo
+from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
 
 
 def face_dict(face: Face) -> dict[str, Any]:
@@ -47,12 +47,3 @@ def iter_photos(s: Session) -> Iterator[Photo]:
 def error_rows(s: Session) -> list[Photo]:
     return list(s.scalars(select(Photo).where(Photo.status.in_((STATUS_ERROR, STATUS_SKIPPED)))
                           .order_by(Photo.path)))
-
-
-def last_run(s: Session) -> dict[str, Any] | None:
-    run = s.scalar(select(Run).order_by(Run.id.desc()).limit(1))
-    if run is None:
-        return None
-    return {"kind": run.kind, "started_at": run.started_at.isoformat(timespec="seconds"),
-            "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
-            "roots": json.loads(run.roots), "summary": json.loads(run.summary or "{}")}

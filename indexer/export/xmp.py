@@ -67,6 +67,12 @@ class Outcome:
     def ok(self) -> bool:
         return self.status not in (FAILED, REFUSED)
 
+    @property
+    def rewrote_photo(self) -> bool:
+        """The photo file itself was rewritten (in-file tags added or removed): same pixels, new
+        size, mtime and hash, which the index must hear about."""
+        return self.status in (WRITTEN, REMOVED) and self.target == self.photo
+
 
 @dataclass
 class Plan:

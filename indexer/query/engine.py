@@ -25,7 +25,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Row, Select, exists, func, null, select
 from sqlalchemy.orm import Session, selectinload
 
-from indexer.db.models import DATE_EXIF, DATE_FILE, STATUS_OK, Face, Photo
+from indexer.db.models import Face, Photo
+from indexer.domain import DATE_EXIF, DATE_FILE, STATUS_OK
+from indexer.query import filters
 from indexer.query.parse import Query
 
 LOAD_CHUNK = 500  # photo ids per IN (...) when loading rows: far below SQLite's variable limit
@@ -51,29 +53,13 @@ class Match:
         return self.photo.date_source == DATE_FILE
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def photo_conditions(query: Query, exif_only: bool = False) -> list[ColumnElement[bool]]:
-    """WHERE terms on `photos` shared by every kind of query."""
+    """WHERE terms on `photos` shared by every kind of query: what each filter adds (filters.py)."""
     conds: list[ColumnElement[bool]] = [Photo.status == STATUS_OK]
     if exif_only:
         conds.append(Photo.date_source == DATE_EXIF)
-    if query.start is not None:
-        conds.append(Photo.taken_at >= query.start)
-    if query.end is not None:
-        conds.append(Photo.taken_at < query.end)
-    if query.min_faces is None and query.max_faces is None:
-        conds.append(Photo.face_count >= 1)  # "every indexed photo with faces"
-    else:
-        if query.min_faces:
-            conds.append(Photo.face_count >= query.min_faces)
-        if query.max_faces is not None:
-            conds.append(Photo.face_count <= query.max_faces)
-    for fragment in query.paths:
-        # LIKE is case-insensitive for ASCII in SQLite: "path:trips" finds .../Trips/...
-        conds.append(Photo.path.like(f"%{_like_escape(fragment)}%", escape="\\"))
+    for flt in filters.FILTERS:
+        conds.extend(flt.conditions(query))
     return conds
 
 

@@ -21,7 +21,7 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from indexer.vision.crop import CLASSES
+from indexer.domain import CLASSES
 
 
 class QueryError(ValueError):
@@ -82,7 +82,6 @@ RELATIVE_UNITS = {"day": "day", "days": "day", "week": "week", "weeks": "week", 
 PREPOSITIONS = frozenset(["from", "in", "during", "on", "between", "before", "after", "since", "until", "till",
                           "through", "to"])  # each must be followed by a date
 NEGATIONS = frozenset(["not", "no", "without", "except", "but"])
-FILTER_KEYS = ("emotion", "mood", "year", "date", "after", "before", "since", "until", "path", "faces", "score")
 
 MIN_YEAR, MAX_YEAR = 1826, 2199  # the first photograph .. far future: anything else is a typo
 
@@ -111,22 +110,11 @@ class Query:
     max_faces: int | None = None
     paths: tuple[str, ...] = ()
     min_score: float | None = None
+    extra: tuple[tuple[str, str], ...] = ()  # (filter name, value) of filters without a field here
 
     def describe(self) -> str:
-        """A short human summary, e.g. for "no photos match ..." messages."""
-        parts = [" or ".join(self.emotions)] if self.emotions else ["any emotion"]
-        if self.start or self.end:
-            start = self.start.date().isoformat() if self.start else "…"
-            end = (self.end - timedelta(microseconds=1)).date().isoformat() if self.end else "…"
-            parts.append(start if start == end else f"{start}..{end}")
-        if self.min_faces is not None or self.max_faces is not None:
-            lo, hi = self.min_faces, self.max_faces
-            parts.append(f"{lo} face{'s' if lo != 1 else ''}" if lo == hi
-                         else f"{lo}+ faces" if hi is None else f"{lo or 0}..{hi} faces")
-        parts.extend(f"path contains {p!r}" for p in self.paths)
-        if self.min_score is not None:
-            parts.append(f"score >= {self.min_score:g}")
-        return ", ".join(parts)
+        """A short human summary, e.g. for "no photos match ..." messages (each filter says its part)."""
+        return ", ".join(part for f in _filters.FILTERS for part in f.describe(self))
 
 
 # --- dates -----------------------------------------------------------------------------
@@ -420,61 +408,6 @@ def _suggest(word: str, vocabulary: list[str] | tuple[str, ...], n: int = 3) -> 
     return difflib.get_close_matches(word, vocabulary, n=n, cutoff=0.6)
 
 
-def _emotions_from(value: str, key: str) -> list[str]:
-    out = []
-    for part in re.split(r"[,|+/]", value.lower()):
-        if not part:
-            continue
-        if part not in EMOTION_WORDS and part not in CLASSES:
-            hint = _suggest(part, sorted(set(EMOTION_WORDS) | set(CLASSES)))
-            raise QueryError(f"{key}:{value}: unknown emotion {part!r}"
-                             + (f" (did you mean {', '.join(hint)}?)" if hint else f" (known: {', '.join(CLASSES)})"))
-        out.append(EMOTION_WORDS.get(part, part))
-    if not out:
-        raise QueryError(f"{key}: needs an emotion, e.g. {key}:sad")
-    return out
-
-
-def _faces_from(value: str) -> tuple[int, int | None]:
-    v = value.strip()
-    if m := re.fullmatch(r"(\d+)\+", v):
-        return int(m.group(1)), None
-    if m := re.fullmatch(r"(\d+)", v):
-        return int(v), int(v)
-    if m := re.fullmatch(r"(\d+)(?:\.\.|-)(\d+)", v):
-        lo, hi = int(m.group(1)), int(m.group(2))
-        if hi < lo:
-            raise QueryError(f"faces:{value}: the range ends before it starts")
-        return lo, hi
-    raise QueryError(f"faces:{value}: expected a count like faces:2, faces:2+ or faces:1..3")
-
-
-def _score_from(value: str) -> float:
-    v = value.strip().lstrip(">=")
-    try:
-        s = float(v[:-1]) / 100 if v.endswith("%") else float(v)
-    except ValueError:
-        raise QueryError(f"score:{value}: expected a number between 0 and 1, e.g. score:0.7") from None
-    if not 0.0 <= s <= 1.0:
-        raise QueryError(f"score:{value}: expected a number between 0 and 1 (or a percentage)")
-    return s
-
-
-def _date_filter(key: str, value: str) -> _Span:
-    v = value.strip()
-    if key in ("year", "date"):
-        span = _iso_range(v) or _iso(v)
-        if span is None or (key == "year" and not re.fullmatch(r"\d{4}|\d{4}(\.\.|-)\d{4}|\.\.\d{4}|\d{4}\.\.", v)):
-            raise QueryError(f"{key}:{value}: expected "
-                             + ("a year or range like year:2019 or year:2018..2020" if key == "year"
-                                else "a date like date:2019, date:2019-06, date:2019-06-01 or a range a..b"))
-        return span
-    span = _iso(v)
-    if span is None:
-        raise QueryError(f"{key}:{value}: expected a date like {key}:2019, {key}:2019-06 or {key}:2019-06-01")
-    return _open_span(key, span)
-
-
 # --- entry point -----------------------------------------------------------------------
 
 def parse(text: str, today: date | None = None, *, hemisphere: str = "north") -> Query:
@@ -482,11 +415,7 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
     if hemisphere not in SEASONS:
         raise QueryError(f"hemisphere must be 'north' or 'south', not {hemisphere!r}")
     today = today or date.today()
-    emotions: list[str] = []
-    spans: list[_Span] = []
-    face_bounds: list[tuple[int, int | None]] = []
-    paths: list[str] = []
-    scores: list[float] = []
+    terms = _filters.Terms()
     words: list[str] = []
 
     for raw in _TOKEN.findall(text or ""):
@@ -495,25 +424,16 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
             key = key.lower()
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
-            if key not in FILTER_KEYS:
-                hint = _suggest(key, FILTER_KEYS)
+            flt = _filters.filter_for(key)
+            if flt is None:
+                keys = _filters.filter_keys()
+                hint = _suggest(key, keys)
                 raise QueryError(f"unknown filter {key + ':'!r}"
                                  + (f" (did you mean {', '.join(h + ':' for h in hint)}?)" if hint
-                                    else f" (known: {', '.join(k + ':' for k in FILTER_KEYS)})"))
+                                    else f" (known: {', '.join(k + ':' for k in keys)})"))
             if not value:
-                raise QueryError(f"{key}: needs a value, e.g. " + {
-                    "path": "path:Trips", "faces": "faces:2+", "score": "score:0.7", "emotion": "emotion:sad",
-                    "mood": "mood:happy"}.get(key, f"{key}:2019"))
-            if key in ("emotion", "mood"):
-                emotions.extend(_emotions_from(value, key))
-            elif key == "path":
-                paths.append(value)
-            elif key == "faces":
-                face_bounds.append(_faces_from(value))
-            elif key == "score":
-                scores.append(_score_from(value))
-            else:
-                spans.append(_date_filter(key, value))
+                raise QueryError(f"{key}: needs a value, e.g. {flt.example_for(key)}")
+            flt.read(key, value, terms)
             continue
         for piece in raw.split(","):
             word = piece.strip(_STRIP).lower()
@@ -540,22 +460,22 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
         w = p.peek()
         # "3 faces", "2+ people"
         if re.fullmatch(r"\d{1,3}\+?", w) and p.peek(1) in ("faces", "people", "persons", "face", "person"):
-            face_bounds.append(_faces_from(w))
+            terms.face_bounds.append(_filters.faces_bounds(w))
             p.pos += 2
             continue
         span = p.date_expr()
         if span is not None:
-            spans.append(span)
+            terms.spans.append(span)
             continue
         p.pos += 1
         if w in EMOTION_WORDS:
-            emotions.append(EMOTION_WORDS[w])
+            terms.emotions.append(EMOTION_WORDS[w])
         elif w in GROUP_WORDS:
-            face_bounds.append((3, None))
+            terms.face_bounds.append((3, None))
         elif w in ALONE_WORDS:
-            face_bounds.append((1, 1))
+            terms.face_bounds.append((1, 1))
         elif w in COUPLE_WORDS:
-            face_bounds.append((2, 2))
+            terms.face_bounds.append((2, 2))
         elif w in FILLERS or w in CONNECTORS or w in ("and", "or"):
             pass
         elif w in PREPOSITIONS or w in ("last", "this", "past"):
@@ -567,20 +487,20 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
         raise QueryError(_unknown_message(unknown))
 
     start = end = None
-    for span in spans:
+    for span in terms.spans:
         start = span.start if start is None else max(start, span.start)
         end = span.end if end is None else min(end, span.end)
     if start is not None and end is not None and end <= start:
         raise QueryError("the dates in this query exclude each other (no day satisfies all of them)")
     lo = hi = None
-    for f_lo, f_hi in face_bounds:
+    for f_lo, f_hi in terms.face_bounds:
         lo = f_lo if lo is None else max(lo, f_lo)
         if f_hi is not None:
             hi = f_hi if hi is None else min(hi, f_hi)
     if lo is not None and hi is not None and hi < lo:
         raise QueryError("the face counts in this query exclude each other (e.g. 'alone' and 'group')")
 
-    ordered = tuple(c for c in CLASSES if c in set(emotions))
+    ordered = tuple(c for c in CLASSES if c in set(terms.emotions))
     return Query(
         text=text or "",
         emotions=ordered,
@@ -588,8 +508,9 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
         end=None if end is None or end >= date(MAX_YEAR + 1, 1, 1) else datetime.combine(end, datetime.min.time()),
         min_faces=lo,
         max_faces=hi,
-        paths=tuple(paths),
-        min_score=max(scores) if scores else None,
+        paths=tuple(terms.paths),
+        min_score=max(terms.scores) if terms.scores else None,
+        extra=tuple(terms.extra),
     )
 
 
@@ -607,4 +528,9 @@ def _unknown_message(unknown: list[str]) -> str:
         parts.append(f"{w!r} (did you mean {' / '.join(hint)}?)" if hint else f"{w!r} (no similar known word)")
     return ("not understood: " + ", ".join(parts)
             + "; use emotion words, dates (2019, March 2019, last year, summer 2021, before/after/between ...) "
-              "or filters emotion: year: after: before: path: faces: score:")
+              "or filters " + " ".join(k + ":" for k in _filters.main_keys()))
+
+
+# The filters (filters.py) use the vocabulary and date helpers above, and the parser uses the
+# filters: imported last, as a module, so either can be imported first.
+from indexer.query import filters as _filters  # noqa: E402

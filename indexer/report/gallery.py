@@ -20,9 +20,9 @@ from importlib import resources
 from pathlib import Path
 
 from indexer.db.models import Face, Photo
+from indexer.domain import CLASSES
 from indexer.fsutil import atomic_write
 from indexer.query.engine import Match
-from indexer.vision.crop import CLASSES
 
 THUMB_QUALITY = 82
 BARS_OPEN = 2  # faces whose bars show at once; the rest fold into <details>
