@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from indexer.config import DEFAULT_MAX_FILE_BYTES
+from indexer.media.dates import date_taken
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
 from indexer.media.fingerprint import KnownPhoto, fingerprint
@@ -66,7 +67,7 @@ class PhotoResult:
     error: str | None = None
     content_hash: str | None = None
     taken_at: datetime | None = None
-    date_source: str | None = None           # exif | file
+    date_source: str | None = None           # exif | sidecar | xmp | file (media.dates)
     utc_offset_min: int | None = None
     camera: str | None = None
     width: int | None = None
@@ -113,12 +114,9 @@ class Analyzer:
         base["detector"] = self.detector.version
         base["model_version"] = self.model.model_id
         exif = read_exif(data)
-        if exif.taken_at is not None:
-            dates = {"taken_at": exif.taken_at, "date_source": "exif", "utc_offset_min": exif.utc_offset_min}
-        else:
-            dates = {"taken_at": datetime.fromtimestamp(st.st_mtime_ns / 1e9).replace(microsecond=0),
-                     "date_source": "file"}
-        base.update(dates, camera=exif.camera, orientation=exif.orientation)
+        date = date_taken(path, data, exif, st.st_mtime_ns)
+        base.update(taken_at=date.taken_at, date_source=date.source, utc_offset_min=date.utc_offset_min,
+                    camera=exif.camera, orientation=exif.orientation)
         if known and (known.content_hash, known.orientation) == (base["content_hash"], exif.orientation):
             return PhotoResult(**base, status="ok", pixels_unchanged=True)
         try:
