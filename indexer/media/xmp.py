@@ -30,6 +30,8 @@ NS_PHOTOSHOP = "http://ns.adobe.com/photoshop/1.0/"
 
 # Where a packet starts and ends inside a file: the x:xmpmeta wrapper, or a bare rdf:RDF
 _PACKET_MARKERS = ((b"<x:xmpmeta", b"</x:xmpmeta>"), (b"<rdf:RDF", b"</rdf:RDF>"))
+_JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\0"
+_PNG_XMP_KEY = b"XML:com.adobe.xmp\0"
 
 
 class XMPError(ValueError):
@@ -105,10 +107,46 @@ def read_sidecar(path: str | os.PathLike) -> XmpPacket:
     return parse_xmp(data)
 
 
+def _jpeg_xmp(data: bytes) -> bytes | None:
+    """The XMP APP1 segment of a JPEG, found by walking the segments before the image data."""
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xDA or marker == 0xD9:  # start of scan / end of image: no metadata after this
+            return None
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xE1 and data.startswith(_JPEG_XMP_HEADER, pos + 4):
+            return data[pos + 4 + len(_JPEG_XMP_HEADER):pos + 2 + length]
+        pos += 2 + length
+    return None
+
+
+def _png_xmp(data: bytes) -> bytes | None:
+    """The text of a PNG's uncompressed iTXt chunk "XML:com.adobe.xmp", found by walking the chunks."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        if kind == b"iTXt" and data.startswith(_PNG_XMP_KEY, pos + 8):
+            body = data[pos + 8 + len(_PNG_XMP_KEY):pos + 8 + length]
+            if body[:1] != b"\0":  # compressed: exiftool never writes it so, nor do the photo managers
+                return None
+            # compression method, language tag\0, translated keyword\0, then the text
+            _, _, rest = body[2:].partition(b"\0")
+            return rest.partition(b"\0")[2]
+        pos += 12 + length
+    return None
+
+
 def find_packet(data: bytes) -> bytes | None:
-    """The XMP packet embedded in a photo's bytes (JPEG APP1, PNG iTXt, TIFF tag 700, WebP and HEIF
-    items all store it as plain text), or None.  Only looked for when it is needed: a scan of a
-    photo that has none costs a pass over its bytes."""
+    """The XMP packet embedded in a photo's bytes, or None.  JPEG and PNG metadata are found by
+    walking their segments or chunks (a few microseconds); other formats (TIFF tag 700, WebP's
+    "XMP " chunk, HEIF's XMP item) store the packet as plain text and are searched for it, which
+    costs a pass over the file: it is only done when EXIF gave no date."""
+    if data.startswith(b"\xff\xd8"):
+        data = _jpeg_xmp(data) or b""
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        data = _png_xmp(data) or b""
     for start_tag, end_tag in _PACKET_MARKERS:
         start = data.find(start_tag)
         if start < 0:
