@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from indexer.config import DEFAULT_MAX_FILE_BYTES
+from indexer.media.capture import capture_messages
 from indexer.media.dates import date_taken
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
@@ -79,6 +80,9 @@ class PhotoResult:
     # the file changed but not its pixels (a metadata edit): EXIF fields are new, the faces
     # found before still hold, and no model ran
     pixels_unchanged: bool = False
+    # what libraries printed while this file was read (libjpeg's "Corrupt JPEG data: ...", exifread,
+    # Pillow), and metadata we could not read (a malformed sidecar): short lines, never on the terminal
+    warnings: tuple[str, ...] = ()
 
 
 class Analyzer:
@@ -99,8 +103,13 @@ class Analyzer:
     def analyze(self, path: str | Path, st: os.stat_result | None = None,
                 known: KnownPhoto | None = None) -> PhotoResult:
         """Analyse one file.  With `known` (the index's row for a file whose size or mtime
-        changed), a file whose pixels and orientation are the same is not decoded again."""
-        path = str(path)
+        changed), a file whose pixels and orientation are the same is not decoded again.
+        What libraries print meanwhile comes back in the result's `warnings`."""
+        with capture_messages() as messages:
+            result = self._analyze(str(path), st, known)
+        return replace(result, warnings=result.warnings + tuple(messages)) if messages else result
+
+    def _analyze(self, path: str, st: os.stat_result | None, known: KnownPhoto | None) -> PhotoResult:
         try:
             st = st or os.stat(path)
         except OSError as exc:
@@ -116,7 +125,7 @@ class Analyzer:
         exif = read_exif(data)
         date = date_taken(path, data, exif, st.st_mtime_ns)
         base.update(taken_at=date.taken_at, date_source=date.source, utc_offset_min=date.utc_offset_min,
-                    camera=exif.camera, orientation=exif.orientation)
+                    camera=exif.camera, orientation=exif.orientation, warnings=date.notes)
         if known and (known.content_hash, known.orientation) == (base["content_hash"], exif.orientation):
             return PhotoResult(**base, status="ok", pixels_unchanged=True)
         try:
