@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from indexer.config import DEFAULT_MAX_FILE_BYTES
-from indexer.media.capture import capture_messages
+from indexer.media.capture import capture_messages, library_stderr
 from indexer.media.dates import date_taken
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
@@ -129,7 +129,8 @@ class Analyzer:
         if known and (known.content_hash, known.orientation) == (base["content_hash"], exif.orientation):
             return PhotoResult(**base, status="ok", pixels_unchanged=True)
         try:
-            decoded = decode(data, Path(path).suffix, exif.orientation, self.max_pixels)
+            with library_stderr():
+                decoded = decode(data, Path(path).suffix, exif.orientation, self.max_pixels)
         except MissingExtra as exc:
             return PhotoResult(**base, status="skipped", error=str(exc))
         except DecodeError as exc:
@@ -140,7 +141,8 @@ class Analyzer:
         del data
         base.update(width=decoded.width, height=decoded.height)
         try:
-            faces = self.faces_in(decoded.image, decoded.scale)
+            with library_stderr():
+                faces = self.faces_in(decoded.image, decoded.scale)
         except Exception as exc:  # a detector or model runtime failing on one picture: blame the picture
             log.debug("face analysis failure on %s", path, exc_info=True)
             return PhotoResult(**base, status="error", error=f"face analysis failed: {type(exc).__name__}: {exc}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import struct
 import warnings
 import zlib
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, TiffImagePlugin
 
-from indexer.media.capture import MAX_MESSAGES, capture_messages, tidy
+from indexer.media.capture import MAX_MESSAGES, capture_messages, library_stderr, tidy
 from indexer.pipeline import Analyzer
 
 PIXELS = (np.random.default_rng(0).integers(0, 255, (240, 320, 3))).astype(np.uint8)
@@ -87,12 +88,33 @@ def test_a_plain_png_without_exif_is_not_a_warning(analyzer, tmp_path, capfd, ca
 def test_python_warnings_and_stderr_are_caught_and_stderr_restored(capfd) -> None:
     with capture_messages() as messages:
         warnings.warn("odd EXIF block", UserWarning, stacklevel=1)
-        os.write(2, b"a C library speaks\n")
+        with library_stderr():
+            os.write(2, b"a C library speaks\n")
+        os.write(2, b"our own output, outside the library calls\n")
         logging.getLogger("exifread").warning("Possibly corrupted field %s", "Tag 0x9003")
     assert messages == ["a C library speaks", "exifread: Possibly corrupted field Tag 0x9003",
                         "UserWarning: odd EXIF block"]
     os.write(2, b"after\n")
-    assert capfd.readouterr().err == "after\n"
+    assert capfd.readouterr().err == "our own output, outside the library calls\nafter\n"
+    with library_stderr():  # outside a capture: nothing redirected
+        os.write(2, b"plain\n")
+    assert capfd.readouterr().err == "plain\n"
+
+
+def test_a_signal_during_a_library_call_is_handled_after_stderr_is_restored(capfd) -> None:
+    """watch logs "SIGTERM: finishing the current photo" from its handler: that line must reach the
+    log, not the photo's warnings."""
+    previous = signal.signal(signal.SIGHUP, lambda *_: os.write(2, b"handler ran\n"))
+    try:
+        with capture_messages() as messages:
+            with library_stderr():
+                os.kill(os.getpid(), signal.SIGHUP)
+                sum(range(10000))  # Python code after the signal: a handler would run here if not held back
+                os.write(2, b"decoder warning\n")
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert messages == ["decoder warning"]
+    assert capfd.readouterr().err == "handler ran\n"
 
 
 def test_messages_are_short_distinct_and_bounded() -> None:

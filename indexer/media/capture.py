@@ -1,20 +1,23 @@
 """Messages that libraries print while one photo is read, caught and handed back as that photo's
 warnings instead of leaking onto the terminal with no file name (and through the progress bar).
 
-Three channels, all caught by `capture_messages()`:
+Three channels:
+- Python logging: exifread's warnings ("WARNING exifread: File format not recognized."), and
+- Python warnings: Pillow's (corrupt EXIF, odd chunks, ...), both caught by `capture_messages()`
+  for the whole photo;
 - C libraries (libjpeg "Corrupt JPEG data: ...", libpng, libtiff, OpenCV, LibRaw, libheif) write to
-  file descriptor 2.  For the duration of the block fd 2 points at an in-memory file (memfd), and
-  whatever landed there is read back.  This is per process: a thread that writes to stderr during
-  the block has its text attributed to the photo (the pipeline runs one photo at a time per process,
-  in the worker processes, or in the CLI's only working thread).
-- Python logging: exifread's warnings ("WARNING exifread: File format not recognized.").
-- Python warnings: Pillow's (corrupt EXIF, odd chunks, ...).
+  file descriptor 2: inside `capture_messages()`, each `library_stderr()` block (the pipeline wraps
+  decoding and face analysis in one) points fd 2 at an in-memory file (memfd) and reads back what
+  landed there.  Python signal handlers are deferred to the end of the block, so a SIGTERM
+  handler's log line ("finishing the current photo") is written after fd 2 is restored, not into
+  the photo's warnings.  fd 2 is
+  per process: another thread writing to stderr during such a block would have its text attributed
+  to the photo; the pipeline runs one photo at a time per process, and the blocks hold C calls only.
 
 Not kept: exifread saying a PNG or WebP "does not have exif data" -- a normal state of such files,
 which `date_source` already tells; it is passed on to logging at debug level.
 
-Cost: a few system calls per photo, ~15-25 us when nothing is printed, ~50 us with a message
-(`python benchmarks/warning_capture.py`).
+Cost: ~0.05 ms per photo when nothing is printed (`python benchmarks/warning_capture.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -96,35 +100,91 @@ def tidy(raw: list[str]) -> list[str]:
     return out
 
 
+# signals whose Python handlers may print (watch logs "SIGTERM: finishing the current photo"):
+# while fd 2 is redirected their handlers are deferred, and run once it is restored
+_DEFERRED_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                          if hasattr(signal, n))
+
+
+def _handlers_to_defer() -> dict[int, object]:
+    """The Python handlers of _DEFERRED_SIGNALS that may print, looked up once per photo.  Python's
+    own SIGINT handler only raises KeyboardInterrupt, which restores fd 2 on its way out; only the
+    main thread runs handlers and may change them."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    found = {}
+    for sig in _DEFERRED_SIGNALS:
+        handler = signal.getsignal(sig)
+        if callable(handler) and handler is not signal.default_int_handler:
+            found[sig] = handler
+    return found
+
+
 @contextmanager
 def capture_messages() -> Iterator[list[str]]:
-    """Catch what libraries print during the block; the yielded list is filled when it ends."""
+    """Catch library messages for one photo; the yielded list is filled when the block ends.
+    A capture inside another one leaves the messages to the outer one."""
     result: list[str] = []
-    if getattr(_local, "messages", None) is not None:  # inside another capture: that one collects
+    if getattr(_local, "messages", None) is not None:
         yield result
         return
     raw: list[str] = []
     _local.messages = raw
-    sink = _sink()
-    try:
-        sys.stderr.flush()
-    except (AttributeError, OSError, ValueError):  # no stderr, or a closed one
-        pass
-    saved = os.dup(2)
-    os.dup2(sink, 2)
+    _local.handlers = _handlers_to_defer()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             yield result
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
         _local.messages = None
+        _local.handlers = {}
+        raw.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+        result.extend(tidy(raw))
+
+
+class library_stderr:  # noqa: N801 (used like the context-manager functions above)
+    """Inside `capture_messages()`: what C code writes to fd 2 during the block joins the photo's
+    messages.  Outside one it does nothing.  Signal handlers that may print are replaced for the
+    block by ones that note the signal, and run when it ends (a KeyboardInterrupt still comes out,
+    just after it).  A class, not a generator: it runs twice per photo, on the hot path."""
+
+    __slots__ = ("raw", "saved_fd", "handlers", "arrived")
+
+    def __enter__(self) -> None:
+        self.raw = getattr(_local, "messages", None)
+        if self.raw is None:
+            return
+        self.handlers = getattr(_local, "handlers", None) or {}
+        self.arrived: list[int] = []
+        for sig in self.handlers:
+            signal.signal(sig, lambda signum, _frame: self.arrived.append(signum))
+        try:
+            sys.stderr.flush()
+        except (AttributeError, OSError, ValueError):  # no stderr, or a closed one
+            pass
+        try:
+            self.saved_fd = os.dup(2)
+            os.dup2(_sink(), 2)
+        except BaseException:  # out of file descriptors: leave everything as it was
+            if hasattr(self, "saved_fd"):
+                os.close(self.saved_fd)
+            for sig, handler in self.handlers.items():
+                signal.signal(sig, handler)
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.raw is None:
+            return
+        sink = _sink()
+        os.dup2(self.saved_fd, 2)
+        os.close(self.saved_fd)
         written = os.lseek(sink, 0, os.SEEK_CUR)  # fd 2 was a dup of the sink: they share the offset
         if written:
             data = os.pread(sink, written, 0)
             os.ftruncate(sink, 0)
             os.lseek(sink, 0, os.SEEK_SET)
-            raw.insert(0, data.decode("utf-8", "replace"))
-        raw.extend(f"{w.category.__name__}: {w.message}" for w in caught)
-        result.extend(tidy(raw))
+            self.raw.append(data.decode("utf-8", "replace"))
+        for sig, handler in self.handlers.items():
+            signal.signal(sig, handler)
+        for signum in self.arrived:
+            self.handlers[signum](signum, None)
