@@ -51,6 +51,20 @@ def test_date_from_the_files_own_xmp(tmp_path: Path, suffix: str) -> None:
     assert not d.estimated
 
 
+def test_heif_date_from_its_xmp_item(tmp_path: Path) -> None:
+    """A HEIF still has no QuickTime date (exiftool finds none, and writes none: there is no movie
+    header); its date is in its EXIF item (read by exifread) or its XMP item, read here."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    from PIL import Image
+
+    photo = tmp_path / "p.heic"
+    Image.fromarray(PIXELS).save(photo)
+    _exiftool(photo, "-XMP-xmp:CreateDate=2019:07:14 18:03:22+02:00")
+    d = _date(photo)
+    assert (d.taken_at, d.utc_offset_min, d.source) == (datetime(2019, 7, 14, 18, 3, 22), 120, "xmp")
+
+
 @pytest.mark.parametrize(("prop", "value", "expected", "offset"), [
     ("XMP-exif:DateTimeOriginal", "2018:01:02 03:04:05", datetime(2018, 1, 2, 3, 4, 5), None),
     ("XMP-xmp:CreateDate", "2018:01:02 03:04:05Z", datetime(2018, 1, 2, 3, 4, 5), 0),
