@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +18,8 @@ import numpy as np
 
 from indexer.config import DEFAULT_MAX_FILE_BYTES, Settings
 from indexer.domain import CLASSES, DEFAULT_MIN_FACE, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
+from indexer.media.capture import capture_messages, library_stderr
+from indexer.media.dates import date_taken
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
 from indexer.media.fingerprint import KnownPhoto, fingerprint
@@ -65,7 +67,7 @@ class PhotoResult:
     error: str | None = None
     content_hash: str | None = None
     taken_at: datetime | None = None
-    date_source: str | None = None           # exif | file
+    date_source: str | None = None           # exif | sidecar | xmp | file (media.dates)
     utc_offset_min: int | None = None
     camera: str | None = None
     width: int | None = None
@@ -77,6 +79,9 @@ class PhotoResult:
     # the file changed but not its pixels (a metadata edit): EXIF fields are new, the faces
     # found before still hold, and no model ran
     pixels_unchanged: bool = False
+    # what libraries printed while this file was read (libjpeg's "Corrupt JPEG data: ...", exifread,
+    # Pillow), and metadata we could not read (a malformed sidecar): short lines, never on the terminal
+    warnings: tuple[str, ...] = ()
 
 
 class Analyzer:
@@ -105,8 +110,13 @@ class Analyzer:
     def analyze(self, path: str | Path, st: os.stat_result | None = None,
                 known: KnownPhoto | None = None) -> PhotoResult:
         """Analyse one file.  With `known` (the index's row for a file whose size or mtime
-        changed), a file whose pixels and orientation are the same is not decoded again."""
-        path = str(path)
+        changed), a file whose pixels and orientation are the same is not decoded again.
+        What libraries print meanwhile comes back in the result's `warnings`."""
+        with capture_messages() as messages:
+            result = self._analyze(str(path), st, known)
+        return replace(result, warnings=result.warnings + tuple(messages)) if messages else result
+
+    def _analyze(self, path: str, st: os.stat_result | None, known: KnownPhoto | None) -> PhotoResult:
         try:
             st = st or os.stat(path)
         except OSError as exc:
@@ -120,16 +130,14 @@ class Analyzer:
         base["detector"] = self.detector.version
         base["model_version"] = self.model.model_id
         exif = read_exif(data)
-        if exif.taken_at is not None:
-            dates = {"taken_at": exif.taken_at, "date_source": "exif", "utc_offset_min": exif.utc_offset_min}
-        else:
-            dates = {"taken_at": datetime.fromtimestamp(st.st_mtime_ns / 1e9).replace(microsecond=0),
-                     "date_source": "file"}
-        base.update(dates, camera=exif.camera, orientation=exif.orientation)
+        date = date_taken(path, data, exif, st.st_mtime_ns)
+        base.update(taken_at=date.taken_at, date_source=date.source, utc_offset_min=date.utc_offset_min,
+                    camera=exif.camera, orientation=exif.orientation, warnings=date.notes)
         if known and (known.content_hash, known.orientation) == (base["content_hash"], exif.orientation):
             return PhotoResult(**base, status=STATUS_OK, pixels_unchanged=True)
         try:
-            decoded = decode(data, Path(path).suffix, exif.orientation, self.max_pixels)
+            with library_stderr():
+                decoded = decode(data, Path(path).suffix, exif.orientation, self.max_pixels)
         except MissingExtra as exc:
             return PhotoResult(**base, status=STATUS_SKIPPED, error=str(exc))
         except DecodeError as exc:
@@ -140,7 +148,8 @@ class Analyzer:
         del data
         base.update(width=decoded.width, height=decoded.height)
         try:
-            faces = self.faces_in(decoded.image, decoded.scale)
+            with library_stderr():
+                faces = self.faces_in(decoded.image, decoded.scale)
         except Exception as exc:  # a detector or model runtime failing on one picture: blame the picture
             log.debug("face analysis failure on %s", path, exc_info=True)
             return PhotoResult(**base, status=STATUS_ERROR, error=f"face analysis failed: {type(exc).__name__}: {exc}")

@@ -94,3 +94,18 @@ def test_model_fetch_reports_network_errors(run_cli, http_server):
     assert result.exit_code == 1 and "download" in result.stderr and "404" in result.stderr
     assert not yunet_path().exists()
     assert not list(yunet_path().parent.glob(".yunet-*"))  # no temp files left behind
+
+
+def test_models_fetch_offline_says_how_to_use_models_add(run_cli):
+    """No network (here: nothing listens on the port): the error names `model add` and the file to bring."""
+    import socket
+
+    with socket.socket() as sock:  # a free loopback port, closed again: connection refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/face_detection_yunet_2023mar.onnx"
+    result = run_cli("models", "fetch", "yunet", "--url", url)
+    assert result.exit_code == 1 and "failed" in result.stderr
+    assert "moodindex model add yunet PATH/TO/face_detection_yunet_2023mar.onnx" in result.stderr
+    assert url in result.stderr and "Traceback" not in result.stderr
+    assert not yunet_path().exists()
