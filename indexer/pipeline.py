@@ -88,7 +88,7 @@ class Analyzer:
     """Holds the loaded detector and emotion model (one per process).
 
     Build it with `Analyzer.from_settings`: the one place where the settings that shape an
-    analysis (detector, model, threads, max_pixels, min_face) reach it."""
+    analysis (detector, model, threads, max_pixels, min_face, max_file_bytes) reach it."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Analyzer:

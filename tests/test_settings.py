@@ -35,13 +35,15 @@ def face_photos(tmp_path: Path, dev_faces_dir: Path) -> list[Path]:
 
 def test_from_settings_passes_every_analysis_setting(tmp_path: Path) -> None:
     model = shutil.copy(default_model_path(), tmp_path / "mine.tflite")
-    settings = Settings(detector="haar", model=Path(model), threads=2, max_pixels=1234567, min_face=77)
+    settings = Settings(detector="haar", model=Path(model), threads=2, max_pixels=1234567, min_face=77,
+                        max_file_bytes=7654321)
     analyzer = Analyzer.from_settings(settings)
     assert analyzer.detector.name == "haar"
     assert analyzer.model.path == Path(model)
     assert analyzer.model.threads == 2
     assert analyzer.max_pixels == 1234567
     assert analyzer.min_face == 77
+    assert analyzer.max_file_bytes == 7654321
 
 
 def test_min_face_default_is_the_pipeline_s() -> None:
