@@ -215,3 +215,17 @@ def test_query_a_real_indexed_library(run_cli, tmp_path: Path, dev_faces_dir: Pa
                 assert got[name]["emotion"] == emotion
             else:
                 assert name not in got
+
+
+def test_the_querys_own_count_replaces_the_default_limit(run_cli, db_path: Path) -> None:
+    engine = open_db(db_path)
+    with session_scope(engine) as s:
+        for i in range(30):
+            add_photo(s, f"/lib/smile{i:02d}.jpg", datetime(2020, 1, 1 + i % 28), [("happy", 0.5 + i / 100)])
+    engine.dispose()
+    res = run_cli("query", "--format", "paths", "the", "25", "happiest", "pictures")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[:2] == ["/lib/smile29.jpg", "/lib/smile28.jpg"]
+    assert len(res.stdout.splitlines()) == 25                       # more than the default 20
+    assert len(run_cli("query", "--format", "paths", "happy").stdout.splitlines()) == 20
+    assert len(run_cli("query", "--format", "paths", "-n", "4", "top", "25", "happy").stdout.splitlines()) == 4

@@ -178,7 +178,10 @@ def search(session: Session, query: Query, limit: int | None = 20, min_score: fl
     lower (with no emotion asked, the dominant face's probability); `exif_only` drops photos
     dated by file time.  `load_faces=False` is for callers wanting many matches but not the
     boxes (tagging a whole library): `photo.faces` is then not preloaded and `Match.face` is
-    None, which makes 40,000 matches about three times quicker."""
+    None, which makes 40,000 matches about three times quicker.  A count in the query ("the 20
+    happiest", top:20) cuts the results too: the smaller of the two wins."""
+    if query.top is not None:
+        limit = query.top if not limit or limit <= 0 else min(limit, query.top)
     if query.emotions:
         ids = _ranked_by_emotion(session, query, limit, min_score, exif_only)
     else:

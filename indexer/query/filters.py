@@ -42,6 +42,7 @@ class Terms:
     face_bounds: list[tuple[int, int | None]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    tops: list[int] = field(default_factory=list)
     extra: list[tuple[str, str]] = field(default_factory=list)  # (filter name, value) for other filters
 
 
@@ -224,8 +225,23 @@ class ScoreFilter(Filter):
         return [] if query.min_score is None else [f"score >= {query.min_score:g}"]
 
 
+class TopFilter(Filter):
+    """top:10 — at most this many results (words: "the 10 happiest", "top 10 surprised")."""
+
+    name, keys, example = "top", ("top",), "top:10"
+    help_examples = ("top:10",)
+
+    def read(self, key: str, value: str, terms: Terms) -> None:
+        if not re.fullmatch(r"\d{1,6}", value.strip()) or int(value) < 1:
+            raise QueryError(f"top:{value}: expected a number of results of at least 1, e.g. top:10")
+        terms.tops.append(int(value))
+
+    def describe(self, query: Query) -> list[str]:
+        return [] if query.top is None else [f"top {query.top}"]
+
+
 # The registry, in the order a query describes itself.
-FILTERS: list[Filter] = [EmotionFilter(), DateFilter(), FacesFilter(), PathFilter(), ScoreFilter()]
+FILTERS: list[Filter] = [EmotionFilter(), DateFilter(), FacesFilter(), PathFilter(), ScoreFilter(), TopFilter()]
 
 
 def filter_for(key: str) -> Filter | None:
