@@ -101,7 +101,36 @@ def test_empty_result_says_so_on_stderr_and_exits_0(run_cli, rows, fmt: str, std
     res = run_cli("query", "--format", fmt, "angry", "in", "2019")
     assert res.exit_code == 0
     assert res.stdout == stdout
-    assert res.stderr == "moodindex: no photos match: angry, 2019-01-01..2019-12-31\n"
+    assert res.stderr == (
+        "moodindex: no photos match: angry, 2019-01-01..2019-12-31\n"
+        "moodindex:   without angry: 2 photos match (1 of them is dated by file time: no EXIF or XMP date, "
+        "and a copied file's time is when it was copied)\n"
+        "moodindex:   without 2019-01-01..2019-12-31: no photos match either\n")
+
+
+def test_empty_result_counts_without_each_part_and_says_the_dates_are_file_times(run_cli, db_path: Path) -> None:
+    """The first-hour case: photos copied today, asked for last summer."""
+    engine = open_db(db_path)
+    with session_scope(engine) as s:
+        for i in range(3):
+            add_photo(s, f"/copied/smile{i}.jpg", datetime.now(), [("happy", 0.9)], date_source="file")
+        add_photo(s, "/copied/cry.jpg", datetime(2019, 7, 1), [("sad", 0.6)], date_source="exif")
+    engine.dispose()
+    res = run_cli("query", "the", "20", "happiest", "pictures", "of", "last", "summer", "path:copied",
+                  "--exif-only", "--min-score", "0.5")
+    assert res.exit_code == 0 and res.stdout == ""
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith("moodindex: no photos with EXIF dates match: happy, ") and ", top 20" in lines[0]
+    assert lines[1] == "moodindex:   without happy: no photos match either"
+    assert lines[2].startswith("moodindex:   without 20") and lines[2].endswith(": no photos match either")
+    assert lines[3] == "moodindex:   without path contains 'copied': no photos match either"
+    assert lines[4] == "moodindex:   without --min-score 0.5: no photos match either"
+    assert lines[5].startswith("moodindex:   without --exif-only: no photos match either")
+    assert len(lines) == 6
+    res = run_cli("query", "happy", "last", "summer")
+    assert res.exit_code == 0
+    assert res.stderr.splitlines()[2].endswith(": 3 photos match (all of them are dated by file time: no EXIF "
+                                               "or XMP date, and a copied file's time is when it was copied)")
 
 
 def test_empty_index_suggests_indexing(run_cli, db_path) -> None:

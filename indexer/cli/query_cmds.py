@@ -61,6 +61,7 @@ def _find(app: AppContext, words: tuple[str, ...], limit: int | None, min_score:
     """Parse and run; an empty result is explained on stderr (exit status stays 0)."""
     from indexer.db.session import session_scope
     from indexer.query import QueryError, count_indexed, parse, search
+    from indexer.query.explain import explain_empty
 
     text = " ".join(words)
     try:
@@ -78,6 +79,8 @@ def _find(app: AppContext, words: tuple[str, ...], limit: int | None, min_score:
                 extra = " with EXIF dates" if exif_only else ""
                 floor = f", score >= {min_score:g}" if min_score is not None else ""
                 click.echo(f"moodindex: no photos{extra} match: {query.describe()}{floor}", err=True)
+                for line in explain_empty(session, query, min_score, exif_only):
+                    click.echo(f"moodindex:   {line}", err=True)
     return query, matches
 
 
