@@ -47,6 +47,7 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
     roots = paths or settings.roots
     if not roots:
         raise MoodindexError("no folders given: `moodindex index PATH...` or set roots in the config file", 2)
+    _refuse_unknown_missing(app, paths)
     indexer = Indexer(app.engine, settings, force=force)
     bar = _progress_bar(app)
     try:
@@ -68,6 +69,30 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
         click.echo(summary.line())
         if summary.failed or summary.problems:
             click.echo("see `moodindex errors` for the reasons", err=True)
+
+
+def _refuse_unknown_missing(app: AppContext, paths: tuple[Path, ...]) -> None:
+    """A path argument that does not exist is a typo (usage error), unless the index holds photos
+    there: then it is an unplugged drive, and the scan keeps its rows and says so."""
+    import os
+
+    missing = [p for p in paths if not os.path.exists(p)]
+    if not missing:
+        return
+    known: set[Path] = set()
+    if app.settings.db.exists():
+        from indexer.db.photos import has_live_photos_under
+        from indexer.db.read import find_photo
+        from indexer.db.session import session_scope
+        from indexer.domain import STATUS_DELETED
+        from indexer.paths import normalise_path
+
+        with session_scope(app.engine) as s:
+            known = {p for p in missing if (row := find_photo(s, normalise_path(p))) is not None
+                     and row.status != STATUS_DELETED or has_live_photos_under(app.engine, normalise_path(p))}
+    unknown = [p for p in missing if p not in known]
+    if unknown:
+        raise MoodindexError("; ".join(f"{click.format_filename(p)}: no such file or folder" for p in unknown), 2)
 
 
 class _Bar:
@@ -93,12 +118,13 @@ def _progress_bar(app: AppContext) -> _Bar | None:
 
 
 @click.command("classify")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @detector_option()
 @text_json_option()
 @click.pass_obj
 def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None, fmt: str) -> None:
-    """Detect faces and emotions in FILES without touching the index."""
+    """Detect faces and emotions in FILES without touching the index.  Exit status 1 when any
+    file could not be analysed (each says why), 2 when one does not exist."""
     from indexer.pipeline import Analyzer
     from indexer.vision.emotion import ModelError
     from indexer.vision.faces import DetectorError
@@ -117,13 +143,15 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
         out.append({"path": str(f), "faces": [x.as_dict() for x in res.faces] if res else [], "error": error})
     if fmt == "json":
         _emit_json(out)
-        return
-    for item in out:
-        if item["error"]:
-            click.echo(f"{item['path']}: error: {item['error']}")
-            continue
-        faces = ", ".join(f"{x['emotion']} {max(x['scores'].values()):.2f}" for x in item["faces"]) or "no faces"
-        click.echo(f"{item['path']}: {faces}")
+    else:
+        for item in out:
+            if item["error"]:
+                click.echo(f"{item['path']}: error: {item['error']}")
+                continue
+            faces = ", ".join(f"{x['emotion']} {max(x['scores'].values()):.2f}" for x in item["faces"]) or "no faces"
+            click.echo(f"{item['path']}: {faces}")
+    if any(item["error"] for item in out):
+        raise click.exceptions.Exit(1)
 
 
 @click.command("show")
