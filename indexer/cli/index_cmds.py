@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
-from indexer.cli.options import detector_option, text_json_option, workers_option
+from indexer.cli.options import detector_option, no_upgrade_option, text_json_option, workers_option
 
 
 def _emit_json(data: object) -> None:
@@ -31,14 +31,17 @@ def register(group: click.Group) -> None:
 @workers_option()
 @click.option("--force", is_flag=True, help="Re-analyse every photo, changed or not.")
 @detector_option()
+@no_upgrade_option()
 @text_json_option("Summary format.")
 @click.pass_obj
 def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, force: bool, detector: str | None,
-              fmt: str) -> None:
+              no_upgrade: bool, fmt: str) -> None:
     """Index photo folders (or files): new, changed, moved and deleted photos.
 
-    Unchanged photos are skipped; moved ones keep their results; a missing or unmounted
-    folder keeps its photos in the index.  Ctrl-C stops cleanly; run again to resume."""
+    Unchanged photos are skipped, unless an older detector or model analysed them (after a
+    `model fetch`/`model add`): those are re-analysed, newest first (--no-upgrade skips it);
+    moved ones keep their results; a missing or unmounted folder keeps its photos in the
+    index.  Ctrl-C stops cleanly; run again to resume."""
     from indexer.scan import Indexer
     from indexer.vision.emotion import ModelError
     from indexer.vision.faces import DetectorError
@@ -48,7 +51,7 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
     if not roots:
         raise MoodindexError("no folders given: `moodindex index PATH...` or set roots in the config file", 2)
     _refuse_unknown_missing(app, paths)
-    indexer = Indexer(app.engine, settings, force=force)
+    indexer = Indexer(app.engine, settings, force=force, upgrade=not no_upgrade)
     bar = _progress_bar(app)
     try:
         summary = indexer.scan(roots, on_progress=bar.update if bar else None)
@@ -69,6 +72,20 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
         click.echo(summary.line())
         if summary.failed or summary.problems:
             click.echo("see `moodindex errors` for the reasons", err=True)
+        if summary.processed and _fallback_detector(settings):
+            click.echo(FALLBACK_NOTE, err=True)
+
+
+FALLBACK_NOTE = ("note: faces were found with the fallback Haar detector, which misses many; "
+                 "`moodindex model fetch yunet` (or `moodindex model add yunet PATH` offline) installs YuNet, "
+                 "and the next `moodindex index` re-analyses these photos with it")
+
+
+def _fallback_detector(settings) -> bool:  # noqa: ANN001 (Settings)
+    """Did this run use Haar only because nothing better is installed?"""
+    from indexer.vision.faces import available_detectors
+
+    return settings.detector in ("auto", "haar") and "yunet" not in available_detectors()
 
 
 def _refuse_unknown_missing(app: AppContext, paths: tuple[Path, ...]) -> None:
@@ -240,6 +257,7 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         data["detector"]["hint"] = ("using the Haar cascade; for better face detection run "
                                     "`moodindex model fetch yunet` (or `moodindex model add yunet PATH`)")
     data["model"] = _model_info(app)
+    data["older_analysis"] = _older_analysis(app)
     with Session(app.engine) as s:
         data["last_run"] = last_run(s)
     if fmt == "json":
@@ -256,11 +274,26 @@ def status_cmd(app: AppContext, fmt: str) -> None:
             click.echo(f"          {det[key]}")
     m = data["model"]
     click.echo(f"model     {m.get('name')} {m.get('version', '')} {m.get('error', '')}".rstrip())
+    if data["older_analysis"]:
+        n = data["older_analysis"]
+        click.echo(f"upgrade   {n} photo{'s' if n != 1 else ''} analysed by an older detector or model: "
+                   "the next `moodindex index` re-analyses them")
     run = data["last_run"]
     if run:
         sm = run["summary"]
         shown = ("new", "changed", "moved", "deleted", "failed")
         click.echo(f"last run  {run['finished_at']}: {changes_text(sm, shown)}")
+
+
+def _older_analysis(app: AppContext) -> int:
+    """Photos that an older detector or model than the installed ones analysed."""
+    from indexer.db.photos import analysed_by
+    from indexer.vision.identity import installed, is_older
+
+    now = installed(app.settings)
+    if now is None:
+        return 0
+    return sum(n for (detector, model), n in analysed_by(app.engine).items() if is_older(detector, model, now))
 
 
 def _model_info(app: AppContext) -> dict:
