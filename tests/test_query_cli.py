@@ -66,7 +66,7 @@ def test_paths_one_per_line_with_notes_on_stderr(run_cli, rows) -> None:
     res = run_cli("query", "--format", "paths", "sad")
     assert res.exit_code == 0
     assert res.stdout.splitlines() == ["/lib/2019/rain.jpg", "/lib/2019/tears, and <b>.jpg", "/lib/2015/old.jpg"]
-    assert "1 of these photos have dates estimated" in res.stderr
+    assert "1 of these photos has a date estimated" in res.stderr  # not "have"
     nul = run_cli("query", "--format", "paths", "-0", "sad", "--exif-only")
     assert nul.stdout == "/lib/2019/rain.jpg\0/lib/2015/old.jpg\0" and nul.stderr == ""
 

@@ -122,7 +122,8 @@ def _print_paths(matches: list[Match], nul: bool) -> None:
         click.echo("moodindex: warning: some paths contain a newline; use --null (-0) with xargs -0", err=True)
     estimated = sum(m.date_estimated for m in matches)
     if estimated:
-        click.echo(f"moodindex: note: {estimated} of these photos have dates estimated from file times "
+        have = "has a date" if estimated == 1 else "have dates"
+        click.echo(f"moodindex: note: {estimated} of these photos {have} estimated from file times "
                    "(--exif-only leaves them out)", err=True)
 
 
