@@ -9,6 +9,9 @@ processes here, a cluster later), and the rows are read and written by `db/photo
   gets its EXIF fields re-read and keeps its faces: no model runs;
 - a file that is new here but has the size and content hash of a photo that vanished
   (or was deleted earlier: tombstones) is a move: its row is re-pointed, no model runs;
+- an unchanged photo analysed by an older detector or model than the installed one is
+  re-analysed (after the new and changed ones, newest photos first; `upgrade=False` skips it):
+  each stored result records what analysed it, so an interrupted upgrade resumes;
 - a root that is missing, or empty while the index has photos in it, is treated as
   unmounted: its rows are kept untouched;
 - results are committed in small batches, one transaction each, so an interrupted run
@@ -37,6 +40,7 @@ from indexer.executor import Executor, LocalExecutor
 from indexer.media.fingerprint import KnownPhoto, fingerprint_file
 from indexer.paths import is_under, normalise_path
 from indexer.summary import Progress, ProgressFn, ScanSummary
+from indexer.vision.identity import Installed, installed, is_older
 from indexer.walk import WalkProblems, walk_photos
 
 log = logging.getLogger(__name__)
@@ -68,10 +72,13 @@ class Indexer:
     """Brings rows in line with files.  One per command; `close()` stops the executor's workers."""
 
     def __init__(self, engine: Engine, settings: Settings, force: bool = False,
-                 stop: threading.Event | None = None, executor: Executor | None = None) -> None:
+                 stop: threading.Event | None = None, executor: Executor | None = None,
+                 upgrade: bool = True) -> None:
         self.engine = engine
         self.settings = settings
         self.force = force
+        self.upgrade = upgrade
+        self._installed: Installed | None | bool = False  # read once, when first needed
         self.stop = stop or threading.Event()
         self.executor = executor or LocalExecutor(settings, self.stop)
 
@@ -141,6 +148,7 @@ class Indexer:
         to_process: list[tuple[str, str]] = []
         new_paths: list[str] = []
         edited: dict[str, KnownPhoto] = {}  # changed files whose pixels may be the same
+        upgrades: list[tuple[str, str, datetime | None]] = []  # unchanged, but analysed by an older model
         for path, (st, root) in found.items():
             row = known.get(path)
             if row is None or row.status == STATUS_DELETED:
@@ -149,8 +157,13 @@ class Indexer:
                 to_process.append((path, root))
                 if not self.force and row.status == STATUS_OK and row.content_hash:
                     edited[path] = KnownPhoto(row.content_hash, row.orientation)
+            elif self._is_stale(row):
+                upgrades.append((path, root, row.taken_at))
             else:
                 summary.unchanged += 1
+        upgrades.sort(key=lambda u: (u[2] is not None, u[2] or datetime.min), reverse=True)  # newest first
+        upgrading = {p for p, _, _ in upgrades}
+        to_process.extend((p, root) for p, root, _ in upgrades)
         vanished = [r for p, r in known.items() if p not in found and r.status != STATUS_DELETED
                     and any(is_under(p, root, strict=True) for root in reachable)]
         with session_scope(self.engine) as s:
@@ -169,7 +182,15 @@ class Indexer:
             repo.forget_tombstones(s, datetime.now() - timedelta(days=TOMBSTONE_DAYS))
         if to_process:
             self._process(to_process, {p for p, r in known.items() if r.status != STATUS_DELETED}, edited,
-                          summary, on_progress)
+                          summary, on_progress, upgrading)
+
+    def _is_stale(self, row) -> bool:  # noqa: ANN001 (a KNOWN_COLUMNS row)
+        """An ok row analysed by an older detector or model than the installed one."""
+        if not self.upgrade or row.status != STATUS_OK:
+            return False
+        if self._installed is False:
+            self._installed = installed(self.settings)
+        return self._installed is not None and is_older(row.detector, row.model_version, self._installed)
 
     @staticmethod
     def _match_move(path: str, st: os.stat_result, candidates: dict[int, list]):  # noqa: ANN205
@@ -187,7 +208,7 @@ class Indexer:
 
     # -- storing what the executor returns -------------------------------------------------
     def _process(self, items: list[tuple[str, str]], existing: set[str], known: dict, summary: ScanSummary,
-                 on_progress: ProgressFn | None) -> None:
+                 on_progress: ProgressFn | None, upgrading: set[str] = frozenset()) -> None:
         roots = dict(items)
         batch: list = []
         last_flush = time.monotonic()
@@ -200,6 +221,7 @@ class Indexer:
                     summary.new += result.path not in existing
                     summary.changed += result.path in existing
                     summary.metadata_only += result.pixels_unchanged
+                    summary.upgraded += result.path in upgrading
                     summary.faces += len(result.faces)
                 elif result.status == STATUS_SKIPPED:
                     summary.skipped += 1

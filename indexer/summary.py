@@ -33,6 +33,7 @@ class ScanSummary:
     failed: int = 0
     skipped: int = 0
     metadata_only: int = 0  # of `changed`: only the metadata was edited, no model ran
+    upgraded: int = 0  # of `changed`: unchanged files re-analysed by a newer detector or model
     faces: int = 0
     seconds: float = 0.0
     unreachable_roots: list[str] = field(default_factory=list)
@@ -68,7 +69,10 @@ class ScanSummary:
 
     def line(self) -> str:
         """The full one-line report of `moodindex index`."""
-        edited = f" ({self.metadata_only} metadata only)" if self.metadata_only else ""
+        notes = [f"{self.metadata_only} metadata only"] if self.metadata_only else []
+        if self.upgraded:
+            notes.append(f"{self.upgraded} upgraded to the installed detector/model")
+        edited = f" ({'; '.join(notes)})" if notes else ""
         head = changes_text(self.counts(), ("new", "changed"))
         rest = changes_text(self.counts(), ("unchanged", "moved", "deleted", "failed", "skipped"))
         return (f"{head}{edited}, {rest}; {self.faces} faces; "

@@ -246,15 +246,35 @@ def test_show_status_errors_list(run_cli, library, db_path):
 
 
 def test_classify_does_not_touch_the_index(run_cli, library, db_path):
-    result = run_cli("classify", library / "2019" / "party.jpg", library / "bad" / "notes.jpg",
-                     library / "nope.jpg", "--format", "json")
-    assert result.exit_code == 0
+    result = run_cli("classify", library / "2019" / "party.jpg", library / "bad" / "notes.jpg", "--format", "json")
+    assert result.exit_code == 1  # one file failed: the output still lists both
     out = json.loads(result.stdout)
     assert len(out[0]["faces"]) == 2 and out[0]["error"] is None
     face = out[0]["faces"][0]
     assert set(face) >= {"box", "confidence", "emotion", "scores"} and len(face["scores"]) == 7
-    assert "not an image" in out[1]["error"] and out[2]["error"] == "no such file"
+    assert "not an image" in out[1]["error"]
+    assert run_cli("classify", library / "2019" / "party.jpg").exit_code == 0
     assert not db_path.exists()
+
+
+def test_a_path_argument_that_does_not_exist_is_a_usage_error(run_cli, library, db_path, tmp_path):
+    missing = run_cli("classify", library / "2019" / "party.jpg", library / "nope.jpg")
+    assert missing.exit_code == 2 and "nope.jpg" in missing.stderr and "does not exist" in missing.stderr
+    typo = run_cli("index", tmp_path / "nonexistent")
+    assert typo.exit_code == 2 and typo.stderr == f"moodindex: {tmp_path / 'nonexistent'}: no such file or folder\n"
+    assert not db_path.exists()  # refused before anything was opened
+    # a root the index knows is an unplugged drive, not a typo: its rows are kept and the run completes
+    _summary(run_cli("index", library, "--format", "json"))
+    library.rename(tmp_path / "unplugged")
+    gone = run_cli("index", library)
+    assert gone.exit_code == 0 and "kept, not scanned" in gone.stderr
+    assert run_cli("index", library / "2019" / "party.jpg").exit_code == 0  # a known file too
+
+
+def test_index_with_failed_files_completes_and_points_to_errors(run_cli, library):
+    result = run_cli("index", library)
+    assert result.exit_code == 0
+    assert "see `moodindex errors` for the reasons" in result.stderr
 
 
 def test_usage_errors_are_one_line(run_cli, tmp_path):

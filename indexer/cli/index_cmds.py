@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
-from indexer.cli.options import detector_option, text_json_option, workers_option
+from indexer.cli.options import detector_option, no_upgrade_option, text_json_option, workers_option
 
 
 def _emit_json(data: object) -> None:
@@ -31,14 +31,17 @@ def register(group: click.Group) -> None:
 @workers_option()
 @click.option("--force", is_flag=True, help="Re-analyse every photo, changed or not.")
 @detector_option()
+@no_upgrade_option()
 @text_json_option("Summary format.")
 @click.pass_obj
 def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, force: bool, detector: str | None,
-              fmt: str) -> None:
+              no_upgrade: bool, fmt: str) -> None:
     """Index photo folders (or files): new, changed, moved and deleted photos.
 
-    Unchanged photos are skipped; moved ones keep their results; a missing or unmounted
-    folder keeps its photos in the index.  Ctrl-C stops cleanly; run again to resume."""
+    Unchanged photos are skipped, unless an older detector or model analysed them (after a
+    `model fetch`/`model add`): those are re-analysed, newest first (--no-upgrade skips it);
+    moved ones keep their results; a missing or unmounted folder keeps its photos in the
+    index.  Ctrl-C stops cleanly; run again to resume."""
     from indexer.scan import Indexer
     from indexer.vision.emotion import ModelError
     from indexer.vision.faces import DetectorError
@@ -47,7 +50,8 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
     roots = paths or settings.roots
     if not roots:
         raise MoodindexError("no folders given: `moodindex index PATH...` or set roots in the config file", 2)
-    indexer = Indexer(app.engine, settings, force=force)
+    _refuse_unknown_missing(app, paths)
+    indexer = Indexer(app.engine, settings, force=force, upgrade=not no_upgrade)
     bar = _progress_bar(app)
     try:
         summary = indexer.scan(roots, on_progress=bar.update if bar else None)
@@ -68,6 +72,44 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
         click.echo(summary.line())
         if summary.failed or summary.problems:
             click.echo("see `moodindex errors` for the reasons", err=True)
+        if summary.processed and _fallback_detector(settings):
+            click.echo(FALLBACK_NOTE, err=True)
+
+
+FALLBACK_NOTE = ("note: faces were found with the fallback Haar detector, which misses many; "
+                 "`moodindex model fetch yunet` (or `moodindex model add yunet PATH` offline) installs YuNet, "
+                 "and the next `moodindex index` re-analyses these photos with it")
+
+
+def _fallback_detector(settings) -> bool:  # noqa: ANN001 (Settings)
+    """Did this run use Haar only because nothing better is installed?"""
+    from indexer.vision.faces import available_detectors
+
+    return settings.detector in ("auto", "haar") and "yunet" not in available_detectors()
+
+
+def _refuse_unknown_missing(app: AppContext, paths: tuple[Path, ...]) -> None:
+    """A path argument that does not exist is a typo (usage error), unless the index holds photos
+    there: then it is an unplugged drive, and the scan keeps its rows and says so."""
+    import os
+
+    missing = [p for p in paths if not os.path.exists(p)]
+    if not missing:
+        return
+    known: set[Path] = set()
+    if app.settings.db.exists():
+        from indexer.db.photos import has_live_photos_under
+        from indexer.db.read import find_photo
+        from indexer.db.session import session_scope
+        from indexer.domain import STATUS_DELETED
+        from indexer.paths import normalise_path
+
+        with session_scope(app.engine) as s:
+            known = {p for p in missing if (row := find_photo(s, normalise_path(p))) is not None
+                     and row.status != STATUS_DELETED or has_live_photos_under(app.engine, normalise_path(p))}
+    unknown = [p for p in missing if p not in known]
+    if unknown:
+        raise MoodindexError("; ".join(f"{click.format_filename(p)}: no such file or folder" for p in unknown), 2)
 
 
 class _Bar:
@@ -93,12 +135,13 @@ def _progress_bar(app: AppContext) -> _Bar | None:
 
 
 @click.command("classify")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @detector_option()
 @text_json_option()
 @click.pass_obj
 def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None, fmt: str) -> None:
-    """Detect faces and emotions in FILES without touching the index."""
+    """Detect faces and emotions in FILES without touching the index.  Exit status 1 when any
+    file could not be analysed (each says why), 2 when one does not exist."""
     from indexer.pipeline import Analyzer
     from indexer.vision.emotion import ModelError
     from indexer.vision.faces import DetectorError
@@ -117,13 +160,15 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
         out.append({"path": str(f), "faces": [x.as_dict() for x in res.faces] if res else [], "error": error})
     if fmt == "json":
         _emit_json(out)
-        return
-    for item in out:
-        if item["error"]:
-            click.echo(f"{item['path']}: error: {item['error']}")
-            continue
-        faces = ", ".join(f"{x['emotion']} {max(x['scores'].values()):.2f}" for x in item["faces"]) or "no faces"
-        click.echo(f"{item['path']}: {faces}")
+    else:
+        for item in out:
+            if item["error"]:
+                click.echo(f"{item['path']}: error: {item['error']}")
+                continue
+            faces = ", ".join(f"{x['emotion']} {max(x['scores'].values()):.2f}" for x in item["faces"]) or "no faces"
+            click.echo(f"{item['path']}: {faces}")
+    if any(item["error"] for item in out):
+        raise click.exceptions.Exit(1)
 
 
 @click.command("show")
@@ -212,6 +257,7 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         data["detector"]["hint"] = ("using the Haar cascade; for better face detection run "
                                     "`moodindex model fetch yunet` (or `moodindex model add yunet PATH`)")
     data["model"] = _model_info(app)
+    data["older_analysis"] = _older_analysis(app)
     with Session(app.engine) as s:
         data["last_run"] = last_run(s)
     if fmt == "json":
@@ -228,11 +274,26 @@ def status_cmd(app: AppContext, fmt: str) -> None:
             click.echo(f"          {det[key]}")
     m = data["model"]
     click.echo(f"model     {m.get('name')} {m.get('version', '')} {m.get('error', '')}".rstrip())
+    if data["older_analysis"]:
+        n = data["older_analysis"]
+        click.echo(f"upgrade   {n} photo{'s' if n != 1 else ''} analysed by an older detector or model: "
+                   "the next `moodindex index` re-analyses them")
     run = data["last_run"]
     if run:
         sm = run["summary"]
         shown = ("new", "changed", "moved", "deleted", "failed")
         click.echo(f"last run  {run['finished_at']}: {changes_text(sm, shown)}")
+
+
+def _older_analysis(app: AppContext) -> int:
+    """Photos that an older detector or model than the installed ones analysed."""
+    from indexer.db.photos import analysed_by
+    from indexer.vision.identity import installed, is_older
+
+    now = installed(app.settings)
+    if now is None:
+        return 0
+    return sum(n for (detector, model), n in analysed_by(app.engine).items() if is_older(detector, model, now))
 
 
 def _model_info(app: AppContext) -> dict:

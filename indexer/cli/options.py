@@ -48,6 +48,11 @@ def detector_option() -> Decorator:
                         help="Face detector [default: detector setting, auto = best installed].")
 
 
+def no_upgrade_option() -> Decorator:
+    return click.option("--no-upgrade", is_flag=True,
+                        help="Do not re-analyse unchanged photos that an older detector or model analysed.")
+
+
 def workers_option(help: str = "Worker processes [default: workers setting, CPU count].") -> Decorator:  # noqa: A002
     return click.option("--workers", "-j", type=click.IntRange(1, 64), help=help)
 

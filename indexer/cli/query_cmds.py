@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 _EXAMPLES = """\b
 Examples:
   moodindex query sad photos from 2019
+  moodindex query the 20 happiest pictures of last summer
   moodindex query happy or surprised group photos last summer
   moodindex query 'emotion:sad year:2018..2020 path:Trips faces:2+ score:0.7'
   moodindex query --format paths angry 2021 | xargs -d '\\n' ls -l
@@ -25,7 +26,8 @@ Examples:
 \b
 Words: emotions and synonyms (happy, smiling, sad, crying, angry, mad, surprised,
 shocked, scared, disgusted, grossed out, neutral, calm, serious ...), "or", "group"
-(3+ faces), "alone"/"portraits" (1 face), "couple" (2 faces).
+(3+ faces), "alone"/"portraits" (1 face), "couple" (2 faces). Counts and superlatives:
+"the 20 happiest", "top 10 surprised", "5 saddest photos", "most fearful".
 Dates: 2019, March 2019, 2019-06, 2019-06-01, 2018-2020, from/in/before/after/since/
 until X, between X and Y, last year, this month, last 30 days, summer 2021 (meteorological
 seasons, northern hemisphere unless --hemisphere south).
@@ -55,16 +57,19 @@ def register(group: click.Group) -> None:
 
 
 def _find(app: AppContext, words: tuple[str, ...], limit: int | None, min_score: float | None, exif_only: bool,
-          hemisphere: str) -> tuple[Query, list[Match]]:
+          hemisphere: str, default_limit: int) -> tuple[Query, list[Match]]:
     """Parse and run; an empty result is explained on stderr (exit status stays 0)."""
     from indexer.db.session import session_scope
     from indexer.query import QueryError, count_indexed, parse, search
+    from indexer.query.explain import explain_empty
 
     text = " ".join(words)
     try:
         query = parse(text, hemisphere=hemisphere)
     except QueryError as exc:
         raise MoodindexError(str(exc), exit_code=2) from exc
+    if limit is None:  # no --limit: the query's own count ("the 50 happiest"), else the default
+        limit = query.top or default_limit
     with session_scope(app.engine) as session:
         matches = search(session, query, limit=limit or None, min_score=min_score, exif_only=exif_only)
         if not matches:
@@ -74,6 +79,8 @@ def _find(app: AppContext, words: tuple[str, ...], limit: int | None, min_score:
                 extra = " with EXIF dates" if exif_only else ""
                 floor = f", score >= {min_score:g}" if min_score is not None else ""
                 click.echo(f"moodindex: no photos{extra} match: {query.describe()}{floor}", err=True)
+                for line in explain_empty(session, query, min_score, exif_only):
+                    click.echo(f"moodindex:   {line}", err=True)
     return query, matches
 
 
@@ -115,7 +122,8 @@ def _print_paths(matches: list[Match], nul: bool) -> None:
         click.echo("moodindex: warning: some paths contain a newline; use --null (-0) with xargs -0", err=True)
     estimated = sum(m.date_estimated for m in matches)
     if estimated:
-        click.echo(f"moodindex: note: {estimated} of these photos have dates estimated from file times "
+        have = "has a date" if estimated == 1 else "have dates"
+        click.echo(f"moodindex: note: {estimated} of these photos {have} estimated from file times "
                    "(--exif-only leaves them out)", err=True)
 
 
@@ -134,8 +142,8 @@ def _print_csv(matches: list[Match]) -> None:
 
 @click.command("query", cls=QueryCommand)
 @click.argument("text", nargs=-1)
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
-              help="Most results to show (0 = all).")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=None,
+              help="Most results to show (0 = all)  [default: the query's count, as in 'the 50 happiest', else 20]")
 @min_score_option(FILTER_MIN_SCORE_HELP)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
               help="table for people; paths (one per line) for xargs; json or csv for programs.")
@@ -143,13 +151,13 @@ def _print_csv(matches: list[Match]) -> None:
 @click.option("--null", "-0", "nul", is_flag=True, help="With --format paths: end each path with NUL (xargs -0).")
 @hemisphere_option()
 @click.pass_obj
-def query_cmd(app: AppContext, text: tuple[str, ...], limit: int, min_score: float | None, fmt: str,
+def query_cmd(app: AppContext, text: tuple[str, ...], limit: int | None, min_score: float | None, fmt: str,
               exif_only: bool, nul: bool, hemisphere: str) -> None:
     """Find photos: TEXT like "sad photos from 2019" (no quotes needed). Empty TEXT lists every
     photo with faces, newest first."""
     import json
 
-    _, matches = _find(app, text, limit, min_score, exif_only, hemisphere)
+    _, matches = _find(app, text, limit, min_score, exif_only, hemisphere, default_limit=20)
     if fmt == "json":
         click.echo(json.dumps([_record(m) for m in matches], indent=2, ensure_ascii=False))
     elif fmt == "csv":
@@ -165,21 +173,21 @@ def query_cmd(app: AppContext, text: tuple[str, ...], limit: int, min_score: flo
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True,
               help="The HTML file to write (one self-contained file: thumbnails are embedded).")
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser afterwards.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=48, show_default=True,
-              help="Most photos on the page (0 = all).")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=None,
+              help="Most photos on the page (0 = all)  [default: the query's count, else 48]")
 @min_score_option(FILTER_MIN_SCORE_HELP)
 @exif_only_option()
 @click.option("--thumb-size", type=click.IntRange(64, 2048), default=480, show_default=True,
               help="Long side of the embedded thumbnails, in pixels.")
 @hemisphere_option()
 @click.pass_obj
-def gallery_cmd(app: AppContext, text: tuple[str, ...], output: Path, open_page: bool, limit: int,
+def gallery_cmd(app: AppContext, text: tuple[str, ...], output: Path, open_page: bool, limit: int | None,
                 min_score: float | None, exif_only: bool, thumb_size: int, hemisphere: str) -> None:
     """Write the results of a query as an HTML page of thumbnails with each face's box,
     emotion bars, date and score."""
     from indexer.report.gallery import write_gallery
 
-    query, matches = _find(app, text, limit, min_score, exif_only, hemisphere)
+    query, matches = _find(app, text, limit, min_score, exif_only, hemisphere, default_limit=48)
     if not matches:
         return  # explained on stderr; no page written
     try:

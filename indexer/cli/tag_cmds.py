@@ -83,7 +83,7 @@ def _exiftool():  # noqa: ANN202
 
 
 @click.command("tag")
-@click.argument("query", required=False)
+@click.argument("query", nargs=-1)
 @click.option("--sidecar", "mode", flag_value="sidecar", default=True,
               help="Write NAME.EXT.xmp sidecars beside the photos [default].")
 @click.option("--in-file", "mode", flag_value="in-file",
@@ -92,37 +92,46 @@ def _exiftool():  # noqa: ANN202
 @prefix_option()
 @dry_run_option()
 @click.pass_obj
-def tag_cmd(app: AppContext, query: str | None, mode: str, min_score: float | None, prefix: str,
+def tag_cmd(app: AppContext, query: tuple[str, ...], mode: str, min_score: float | None, prefix: str,
             dry_run: bool) -> None:
     """Write emotion tags for digiKam, darktable, Lightroom into photo metadata.
 
-    QUERY selects photos (same language as `moodindex query`); without it every indexed photo
-    with faces is tagged.  Re-running is safe: only tags moodindex wrote are replaced."""
+    QUERY selects photos (same language as `moodindex query`: several words, no quotes needed);
+    without it every indexed photo with faces is tagged.  Re-running is safe: only tags moodindex wrote are replaced."""
     from indexer.export.tagging import tag_photos
 
     prefix = _check_prefix(prefix)
     score = _min_score(app, min_score)
-    photos = _photos(app, query, min_score, untag=False, sidecar_mode=(mode == "sidecar"))
+    photos = _photos(app, " ".join(query) or None, min_score, untag=False, sidecar_mode=(mode == "sidecar"))
     with _exiftool() as et:
         summary = tag_photos(photos, mode=mode, min_score=score, prefix=prefix, dry_run=dry_run,
                              on_outcome=_reporter(app.verbosity), on_rewritten=_index_keeper(app), exiftool=et)
-    _finish(summary, f"tag ({mode}{', dry run' if dry_run else ''})", app)
+    _finish(summary, f"tag ({_where_written(mode, summary)}{', dry run' if dry_run else ''})", app)
+
+
+def _where_written(mode: str, summary) -> str:  # noqa: ANN001 (tagging.Summary)
+    """--in-file on a format exiftool must not rewrite (HEIC, RAW) writes a sidecar: say so."""
+    if mode != "in-file" or not summary.sidecar_writes:
+        return mode
+    if not summary.in_file_writes:
+        return "sidecar: these formats are not rewritten in place"
+    return f"in-file, {summary.sidecar_writes} as sidecars"
 
 
 @click.command("untag")
-@click.argument("query", required=False)
+@click.argument("query", nargs=-1)
 @click.option("--sidecar", "mode", flag_value="sidecar", help="Only sidecars.")
 @click.option("--in-file", "mode", flag_value="in-file", help="Only tags embedded in the files.")
 @dry_run_option()
 @click.pass_obj
-def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: bool) -> None:
+def untag_cmd(app: AppContext, query: tuple[str, ...], mode: str | None, dry_run: bool) -> None:
     """Remove exactly the tags moodindex wrote (sidecars and files; a sidecar that moodindex
     created and that holds nothing else is deleted).  Other tags are never touched."""
     from indexer.export import xmp
     from indexer.export.tagging import untag_photos
 
     modes = (mode,) if mode else (xmp.SIDECAR, xmp.IN_FILE)
-    photos = _photos(app, query, None, untag=True, sidecar_mode=True)
+    photos = _photos(app, " ".join(query) or None, None, untag=True, sidecar_mode=True)
     with _exiftool() as et:
         summary = untag_photos(photos, modes=modes, dry_run=dry_run, on_outcome=_reporter(app.verbosity),
                                on_rewritten=_index_keeper(app), exiftool=et)

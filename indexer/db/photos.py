@@ -26,7 +26,7 @@ from indexer.paths import folder_prefix, normalise_path
 EXIF_FIELDS = ("size", "mtime_ns", "content_hash", "taken_at", "date_source", "utc_offset_min", "camera")
 RESULT_FIELDS = (*EXIF_FIELDS, "status", "error", "width", "height", "orientation", "detector", "model_version")
 KNOWN_COLUMNS = (Photo.id, Photo.path, Photo.size, Photo.mtime_ns, Photo.status, Photo.content_hash,
-                 Photo.orientation)
+                 Photo.orientation, Photo.taken_at, Photo.detector, Photo.model_version)
 IN_CHUNK = 500  # paths per IN (...): far below SQLite's variable limit
 
 
@@ -159,6 +159,15 @@ def record_metadata_rewrite(engine: Engine, path: str | Path) -> bool:
         s.execute(update(Photo).where(Photo.path == path)
                   .values(size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest))
     return True
+
+
+def analysed_by(engine: Engine) -> dict[tuple[str | None, str | None], int]:
+    """Photos with results, by the (detector, model_version) that produced them: a handful of
+    pairs, however large the library, so the caller can decide which are out of date."""
+    with Session(engine) as s:
+        rows = s.execute(select(Photo.detector, Photo.model_version, func.count())
+                         .where(Photo.status == STATUS_OK).group_by(Photo.detector, Photo.model_version))
+        return {(d, m): n for d, m, n in rows}
 
 
 def counts(engine: Engine) -> dict[str, int]:

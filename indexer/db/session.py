@@ -139,7 +139,8 @@ def open_db(db_path: Path | str, migrate: bool = True) -> Engine:
         raise DatabaseError(f"cannot open the index at {path}: {exc.strerror or exc}") from exc
     except Exception as exc:  # sqlite3.DatabaseError: not a database, disk I/O error...
         if type(exc).__module__.startswith(("sqlalchemy", "sqlite3", "alembic")):
-            raise DatabaseError(f"cannot open the index at {path}: {exc}") from exc
+            # the driver's own message: SQLAlchemy's adds the SQL and a "Background on this error" link
+            raise DatabaseError(f"cannot open the index at {path}: {getattr(exc, 'orig', None) or exc}") from exc
         raise
     return engine
 

@@ -24,8 +24,16 @@ class Summary:
     counts: Counter[str] = field(default_factory=Counter)
     problems: list[xmp.Outcome] = field(default_factory=list)
 
+    sidecar_writes: int = 0   # written (or would be) to a sidecar: for in-file mode, formats not rewritten
+    in_file_writes: int = 0
+
     def add(self, outcome: xmp.Outcome) -> None:
         self.counts[outcome.status] += 1
+        if outcome.status in (xmp.WRITTEN, xmp.WOULD_WRITE):
+            if outcome.target == outcome.photo:
+                self.in_file_writes += 1
+            else:
+                self.sidecar_writes += 1
         if not outcome.ok:
             self.problems.append(outcome)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, Select, exists, func, null, select
+from sqlalchemy import ColumnElement, Row, Select, case, exists, func, null, select
 from sqlalchemy.orm import Session, selectinload
 
 from indexer.db.models import Face, Photo
@@ -178,7 +178,10 @@ def search(session: Session, query: Query, limit: int | None = 20, min_score: fl
     lower (with no emotion asked, the dominant face's probability); `exif_only` drops photos
     dated by file time.  `load_faces=False` is for callers wanting many matches but not the
     boxes (tagging a whole library): `photo.faces` is then not preloaded and `Match.face` is
-    None, which makes 40,000 matches about three times quicker."""
+    None, which makes 40,000 matches about three times quicker.  A count in the query ("the 20
+    happiest", top:20) cuts the results too: the smaller of the two wins."""
+    if query.top is not None:
+        limit = query.top if not limit or limit <= 0 else min(limit, query.top)
     if query.emotions:
         ids = _ranked_by_emotion(session, query, limit, min_score, exif_only)
     else:
@@ -208,6 +211,24 @@ def search(session: Session, query: Query, limit: int | None = 20, min_score: fl
             emotion, score = best.get(pid, (None, None))
         matches.append(Match(photo=photo, score=score, emotion=emotion, faces=photo.face_count, face=face))
     return matches
+
+
+def count_matches(session: Session, query: Query, min_score: float | None = None,
+                  exif_only: bool = False) -> tuple[int, int]:
+    """(photos matching `query`, how many of them are dated by file time), ignoring the count it
+    asks for: what an empty result's explanation quotes for the query with one part dropped."""
+    conds = photo_conditions(query, exif_only)
+    threshold = _threshold(query, min_score)
+    face_conds = [Face.photo_id == Photo.id]
+    if query.emotions:
+        face_conds.append(Face.emotion.in_(query.emotions))
+    if threshold is not None:
+        face_conds.append(Face.score >= threshold)
+    if len(face_conds) > 1:
+        conds.append(exists().where(*face_conds))
+    stmt = select(func.count(), func.coalesce(func.sum(case((Photo.date_source == DATE_FILE, 1), else_=0)), 0))
+    total, estimated = session.execute(stmt.select_from(Photo).where(*conds)).one()
+    return int(total), int(estimated)
 
 
 def count_indexed(session: Session) -> int:

@@ -12,7 +12,7 @@ mean the same thing; a filter that no word sets keeps its values in `Query.extra
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -42,6 +42,7 @@ class Terms:
     face_bounds: list[tuple[int, int | None]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    tops: list[int] = field(default_factory=list)
     extra: list[tuple[str, str]] = field(default_factory=list)  # (filter name, value) for other filters
 
 
@@ -61,6 +62,10 @@ class Filter:
 
     def conditions(self, query: Query) -> list[ColumnElement[bool]]:
         return []
+
+    def without(self, query: Query) -> Query:
+        """`query` with this filter's part dropped (to explain an empty result)."""
+        return replace(query, extra=tuple((n, v) for n, v in query.extra if n != self.name))
 
     def example_for(self, key: str) -> str:
         return self.example if key == self.keys[0] else f"{key}:{self.example.split(':', 1)[1]}"
@@ -92,6 +97,9 @@ class EmotionFilter(Filter):
 
     def describe(self, query: Query) -> list[str]:
         return [" or ".join(query.emotions)] if query.emotions else ["any emotion"]
+
+    def without(self, query: Query) -> Query:
+        return replace(query, emotions=())
 
 
 class DateFilter(Filter):
@@ -135,6 +143,9 @@ class DateFilter(Filter):
         if query.end is not None:
             out.append(Photo.taken_at < query.end)
         return out
+
+    def without(self, query: Query) -> Query:
+        return replace(query, start=None, end=None)
 
 
 def faces_bounds(value: str) -> tuple[int, int | None]:
@@ -180,6 +191,9 @@ class FacesFilter(Filter):
             out.append(Photo.face_count <= query.max_faces)
         return out
 
+    def without(self, query: Query) -> Query:
+        return replace(query, min_faces=None, max_faces=None)
+
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -203,6 +217,9 @@ class PathFilter(Filter):
         # LIKE is case-insensitive for ASCII in SQLite: "path:trips" finds .../Trips/...
         return [Photo.path.like(f"%{_like_escape(p)}%", escape="\\") for p in query.paths]
 
+    def without(self, query: Query) -> Query:
+        return replace(query, paths=())
+
 
 class ScoreFilter(Filter):
     """score:0.7 or score:70% — the face's probability floor; applied to faces by the engine."""
@@ -223,9 +240,30 @@ class ScoreFilter(Filter):
     def describe(self, query: Query) -> list[str]:
         return [] if query.min_score is None else [f"score >= {query.min_score:g}"]
 
+    def without(self, query: Query) -> Query:
+        return replace(query, min_score=None)
+
+
+class TopFilter(Filter):
+    """top:10 — at most this many results (words: "the 10 happiest", "top 10 surprised")."""
+
+    name, keys, example = "top", ("top",), "top:10"
+    help_examples = ("top:10",)
+
+    def read(self, key: str, value: str, terms: Terms) -> None:
+        if not re.fullmatch(r"\d{1,6}", value.strip()) or int(value) < 1:
+            raise QueryError(f"top:{value}: expected a number of results of at least 1, e.g. top:10")
+        terms.tops.append(int(value))
+
+    def describe(self, query: Query) -> list[str]:
+        return [] if query.top is None else [f"top {query.top}"]
+
+    def without(self, query: Query) -> Query:
+        return replace(query, top=None)
+
 
 # The registry, in the order a query describes itself.
-FILTERS: list[Filter] = [EmotionFilter(), DateFilter(), FacesFilter(), PathFilter(), ScoreFilter()]
+FILTERS: list[Filter] = [EmotionFilter(), DateFilter(), FacesFilter(), PathFilter(), ScoreFilter(), TopFilter()]
 
 
 def filter_for(key: str) -> Filter | None:

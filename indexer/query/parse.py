@@ -31,16 +31,18 @@ class QueryError(ValueError):
 # --- vocabulary ------------------------------------------------------------------------
 
 EMOTION_WORDS: dict[str, str] = {}
-_SYNONYMS = {
+_SYNONYMS = {  # superlatives ("happiest") are synonyms too: emotion words already rank by that emotion
     "happy": "happy happiness smiling smile smiles smiley joyful joy joyous cheerful laughing laugh laughs glad "
-             "delighted grinning grin merry beaming",
+             "delighted grinning grin merry beaming happiest merriest cheeriest cheerfullest jolliest gladdest "
+             "smiliest",
     "sad": "sad sadness unhappy crying cry cries tears tearful gloomy upset depressed miserable sorrowful sorrow "
-           "melancholy glum",
-    "angry": "angry anger mad furious annoyed irritated grumpy rage raging cross enraged",
+           "melancholy glum saddest unhappiest gloomiest glummest",
+    "angry": "angry anger mad furious annoyed irritated grumpy rage raging cross enraged angriest maddest "
+             "grumpiest crossest",
     "surprise": "surprise surprised shocked shock amazed astonished stunned astounded wow",
     "fear": "fear scared afraid fearful frightened terrified anxious nervous worried spooked",
     "disgust": "disgust disgusted grossed gross revolted repulsed yuck",
-    "neutral": "neutral calm serious expressionless blank straight-faced poker-faced",
+    "neutral": "neutral calm serious expressionless blank straight-faced poker-faced calmest",
 }
 for _cls, _words in _SYNONYMS.items():
     for _w in _words.split():
@@ -82,12 +84,20 @@ RELATIVE_UNITS = {"day": "day", "days": "day", "week": "week", "weeks": "week", 
 PREPOSITIONS = frozenset(["from", "in", "during", "on", "between", "before", "after", "since", "until", "till",
                           "through", "to"])  # each must be followed by a date
 NEGATIONS = frozenset(["not", "no", "without", "except", "but"])
+# "top 10 surprised", "the 5 saddest", "most fearful": the emotion words rank, these words only
+# say so (and "top"/a count before an emotion or photo word cuts the results at that count)
+RANK_WORDS = frozenset(["top", "most", "best"])
+COUNT_WORDS = {w: i for i, w in enumerate(
+    "one two three four five six seven eight nine ten eleven twelve".split(), start=1)} | {"twenty": 20}
+COUNTED_NOUNS = frozenset(["photos", "photo", "pictures", "picture", "pics", "images", "shots", "snaps",
+                           "snapshots", "portraits", "selfies"])
 
 MIN_YEAR, MAX_YEAR = 1826, 2199  # the first photograph .. far future: anything else is a typo
 
 KNOWN_WORDS = sorted(
     set(EMOTION_WORDS) | FILLERS | GROUP_WORDS | ALONE_WORDS | COUPLE_WORDS | set(MONTHS) | set(SEASONS["north"])
     | PREPOSITIONS | {"and", "or", "last", "this", "past", "today", "yesterday", "out"} | set(RELATIVE_UNITS)
+    | RANK_WORDS | set(COUNT_WORDS)
 )
 
 
@@ -110,6 +120,7 @@ class Query:
     max_faces: int | None = None
     paths: tuple[str, ...] = ()
     min_score: float | None = None
+    top: int | None = None  # "the 20 happiest", "top 10", top:10: at most this many results
     extra: tuple[tuple[str, str], ...] = ()  # (filter name, value) of filters without a field here
 
     def describe(self) -> str:
@@ -458,6 +469,9 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
     unknown: list[str] = []
     while p.peek() is not None:
         w = p.peek()
+        if (count := _count_at(p)) is not None:
+            terms.tops.append(count)
+            continue
         # "3 faces", "2+ people"
         if re.fullmatch(r"\d{1,3}\+?", w) and p.peek(1) in ("faces", "people", "persons", "face", "person"):
             terms.face_bounds.append(_filters.faces_bounds(w))
@@ -476,7 +490,7 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
             terms.face_bounds.append((1, 1))
         elif w in COUPLE_WORDS:
             terms.face_bounds.append((2, 2))
-        elif w in FILLERS or w in CONNECTORS or w in ("and", "or"):
+        elif w in FILLERS or w in CONNECTORS or w in RANK_WORDS or w in ("and", "or"):
             pass
         elif w in PREPOSITIONS or w in ("last", "this", "past"):
             unknown.append(w)
@@ -510,8 +524,35 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
         max_faces=hi,
         paths=tuple(terms.paths),
         min_score=max(terms.scores) if terms.scores else None,
+        top=min(terms.tops) if terms.tops else None,
         extra=tuple(terms.extra),
     )
+
+
+def _count(word: str | None) -> int | None:
+    """'20' or 'five' as a number of results; None for anything else (a year like 2019 is a date)."""
+    if word is None:
+        return None
+    if re.fullmatch(r"\d{1,3}", word):
+        return int(word)
+    return COUNT_WORDS.get(word)
+
+
+def _count_at(p: _Parser) -> int | None:
+    """A result count starting at the parser's position, consumed: "top 10" (any number, also 4 digits),
+    "top ten", or a count directly before an emotion, "most" or a photo word ("the 5 saddest",
+    "20 photos")."""
+    w, nxt = p.peek(), p.peek(1)
+    if w in ("top", "best") and (_count(nxt) is not None or re.fullmatch(r"\d{1,6}", nxt or "")):
+        n, used = int(nxt) if nxt.isdigit() else COUNT_WORDS[nxt], 2
+    elif _count(w) is not None and (nxt in EMOTION_WORDS or nxt in COUNTED_NOUNS or nxt in RANK_WORDS):
+        n, used = _count(w), 1
+    else:
+        return None
+    if n < 1:
+        raise QueryError(f"{' '.join(p.words[p.pos:p.pos + used])}: the number of results must be at least 1")
+    p.pos += used
+    return n
 
 
 def _unknown_message(unknown: list[str]) -> str:
