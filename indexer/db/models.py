@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: photos and the faces found in them.
+"""SQLAlchemy 2 models: photos, the faces found in them, and the people named in them.
 
 `migrations/` (Alembic) owns the real schema; these classes describe it for the ORM and
 Alembic's autogenerate.  Boxes are in the pixels of the displayed image, i.e. after the
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -110,3 +111,41 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     roots: Mapped[str] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)  # JSON counts
+
+
+class Person(Base):
+    """A name read from a photo's metadata.  `key` is the name casefolded, so "anna lind" and
+    "Anna Lind" are one person; `name` keeps the spelling first seen."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class PhotoPerson(Base):
+    """A named region of a photo: who, where (displayed-photo pixels) and, when a detected face lies
+    there, which face.  A region no face matched keeps `face_id` empty: the person is still on
+    the photo.  Rebuilt from the metadata whenever the photo is (re)read."""
+
+    __tablename__ = "photo_people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(16))  # mwg | microsoft | digikam
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+
+    person: Mapped[Person] = relationship()
+
+    __table_args__ = (
+        Index("ix_photo_people_photo", "photo_id"),
+        Index("ix_photo_people_person", "person_id"),
+        Index("ix_photo_people_face", "face_id"),
+        UniqueConstraint("photo_id", "person_id", name="uq_photo_people_photo_person"),
+    )
