@@ -64,6 +64,9 @@ class Photo(Base):
     faces: Mapped[list[Face]] = relationship(
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True, order_by="Face.idx"
     )
+    # everyone named on the photo, face found or not (photo_people)
+    people: Mapped[list[Person]] = relationship(secondary="photo_people", viewonly=True, lazy="selectin",
+                                                order_by="Person.name")
 
     __table_args__ = (Index("ix_photos_status_taken", "status", "taken_at"),)
 
@@ -90,6 +93,8 @@ class Face(Base):
     score: Mapped[float] = mapped_column(Float)
 
     photo: Mapped[Photo] = relationship(back_populates="faces")
+    # who this face is, when a named region in the metadata matched it (photo_people)
+    person: Mapped[Person | None] = relationship(secondary="photo_people", viewonly=True, lazy="selectin")
 
     __table_args__ = (
         Index("ix_faces_photo", "photo_id"),

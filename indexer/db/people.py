@@ -9,17 +9,14 @@ stays on the photo with no face."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from indexer.db.models import Person, Photo, PhotoPerson
-from indexer.media.regions import MATCH_IOU, NamedRegion, clean_name, match_regions
-
-
-def person_key(name: str) -> str:
-    """What makes two spellings one person: case and spacing do not count."""
-    return clean_name(name).casefold()
+from indexer.db.models import Face, Person, Photo, PhotoPerson
+from indexer.domain import CLASSES, STATUS_OK, clean_name, person_key
+from indexer.media.regions import MATCH_IOU, NamedRegion, match_regions
 
 
 def person_for(s: Session, name: str) -> Person:
@@ -60,3 +57,32 @@ def store_regions(s: Session, photo: Photo, regions: Sequence[NamedRegion]) -> N
         s.add(PhotoPerson(photo_id=photo.id, person_id=person_for(s, region.name).id,
                           face_id=None if match is None else faces[match].id,
                           source=region.source, x=x, y=y, w=w, h=h))
+
+
+def known_names(s: Session) -> list[str]:
+    """Everyone on at least one indexed photo (what queries may name)."""
+    return list(s.scalars(select(Person.name).join(PhotoPerson, PhotoPerson.person_id == Person.id)
+                          .join(Photo, Photo.id == PhotoPerson.photo_id).where(Photo.status == STATUS_OK)
+                          .group_by(Person.id, Person.name).order_by(Person.name)))
+
+
+def people_summary(s: Session) -> list[dict[str, Any]]:
+    """Each person: on how many photos, how many of those with their face found, and their face's
+    emotions (top class) counted over those photos; most photographed first."""
+    rows = s.execute(select(Person.name, Photo.id, Face.emotion)
+                     .join(PhotoPerson, PhotoPerson.person_id == Person.id)
+                     .join(Photo, Photo.id == PhotoPerson.photo_id)
+                     .outerjoin(Face, Face.id == PhotoPerson.face_id)
+                     .where(Photo.status == STATUS_OK)).all()
+    by_name: dict[str, dict[str, Any]] = {}
+    for name, _photo_id, emotion in rows:
+        entry = by_name.setdefault(name, {"name": name, "photos": 0, "faces": 0, "emotions": dict.fromkeys(CLASSES, 0)})
+        entry["photos"] += 1
+        if emotion is not None:
+            entry["faces"] += 1
+            entry["emotions"][emotion] += 1
+    return sorted(by_name.values(), key=lambda e: (-e["photos"], e["name"].casefold()))
+
+
+def person_count(s: Session) -> int:
+    return s.scalar(select(func.count(func.distinct(PhotoPerson.person_id)))) or 0

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.domain import clean_name
 from indexer.media.xmp import (
     XMPError,
     XmpPacket,
@@ -74,11 +75,6 @@ class RawRegion:
     box: Box
     source: str
     applied_to: tuple[int, int] | None = None
-
-
-def clean_name(name: str) -> str:
-    """One spelling per name: inner whitespace collapsed, ends trimmed."""
-    return " ".join(name.split())
 
 
 def _floats(*texts: str | None) -> tuple[float, ...] | None:
