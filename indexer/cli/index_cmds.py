@@ -157,8 +157,11 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
     for i, face in enumerate(data["face_details"]):
         ranked = sorted(face["scores"].items(), key=lambda kv: -kv[1])
         who = f"  ({face['person']})" if face["person"] else ""
-        click.echo(f"  face {i}: box {face['box']} conf {face['confidence']:.2f}  "
-                   + "  ".join(f"{k} {v:.2f}" for k, v in ranked[:3]) + who)
+        if face["corrected"]:
+            said = f"{face['emotion']} (yours; model: " + "  ".join(f"{k} {v:.2f}" for k, v in ranked[:2]) + ")"
+        else:
+            said = "  ".join(f"{k} {v:.2f}" for k, v in ranked[:3])
+        click.echo(f"  face {i}: box {face['box']} conf {face['confidence']:.2f}  {said}{who}")
 
 
 @click.command("list")

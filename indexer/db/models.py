@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -91,6 +93,9 @@ class Face(Base):
     neutral: Mapped[float] = mapped_column(Float)
     emotion: Mapped[str] = mapped_column(String(16))
     score: Mapped[float] = mapped_column(Float)
+    # emotion and score are the user's (a Correction), not the model's; the seven
+    # probabilities stay the model's, so clearing the correction restores its answer
+    corrected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     photo: Mapped[Photo] = relationship(back_populates="faces")
     # who this face is, when a named region in the metadata matched it (photo_people)
@@ -154,3 +159,24 @@ class PhotoPerson(Base):
         Index("ix_photo_people_face", "face_id"),
         UniqueConstraint("photo_id", "person_id", name="uq_photo_people_photo_person"),
     )
+
+
+class Correction(Base):
+    """The user's word on one face, kept apart from model output so that nothing the models do
+    overwrites it.  Keyed by the photo's content fingerprint and the face's box (displayed
+    pixels): a move, a rename, a metadata edit, `index --force` or a new model keep both, and
+    the correction is laid again on whichever face then lies there (db/corrections.py)."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    emotion: Mapped[str | None] = mapped_column(String(16))  # None with not_a_face
+    not_a_face: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_corrections_content_hash", "content_hash"),)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Row, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from indexer.db.corrections import apply_corrections
 from indexer.db.models import Face, Photo
 from indexer.db.people import clear_regions, store_regions
 from indexer.db.session import session_scope
@@ -147,6 +148,7 @@ def store_results(engine: Engine, results: Sequence[Any], roots: dict[str, str])
                 x, y, w, h = f.box
                 row.faces.append(Face(idx=i, x=x, y=y, w=w, h=h, confidence=f.confidence, emotion=f.emotion,
                                       score=f.score, **dict(zip(CLASSES, f.scores, strict=True))))
+            apply_corrections(s, row)  # the user's word over the model's, before names are matched
             store_regions(s, row, res.regions)
 
 

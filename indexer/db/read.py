@@ -16,6 +16,7 @@ def face_dict(face: Face) -> dict[str, Any]:
     return {"box": [face.x, face.y, face.w, face.h], "confidence": round(face.confidence, 4),
             "emotion": face.emotion, "score": round(face.score, 4),
             "person": face.person.name if face.person is not None else None,
+            "corrected": face.corrected,  # emotion and score are the user's (moodindex correct)
             "scores": {k: round(v, 4) for k, v in face.scores().items()}}
 
 
