@@ -107,3 +107,22 @@ def test_tags_follow_the_correction(run_cli, lib, db_path):
         photo = s.scalar(select(Photo).where(Photo.path == str(lib / "two.jpg")))
         assert emotions_for_faces(photo.faces, 0.6) == ["surprise"]
     engine.dispose()
+
+
+def test_export_feeds_the_training_script(run_cli, tmp_path, dev_faces_dir, yunet_installed):
+    """`corrections export DIR` writes what `train.py --extra DIR` reads (its own loader)."""
+    import importlib.util
+
+    img, _ = compose(dev_faces(dev_faces_dir, "happy", 2), seed=22)
+    path = write_photo(tmp_path / "lib" / "two.jpg", img)
+    assert run_cli("index", tmp_path / "lib", "--workers", "1").exit_code == 0
+    assert run_cli("correct", path, "fear", "--face", "0").exit_code == 0
+    assert run_cli("correct", path, "--face", "1", "--not-a-face").exit_code == 0  # no class: not exported
+    res = run_cli("corrections", "export", tmp_path / "out")
+    assert res.exit_code == 0 and "1 corrected faces written" in res.stdout
+    spec = importlib.util.spec_from_file_location("train", Path(__file__).parents[1] / "models/training/train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    faces, labels = train.load_extra(tmp_path / "out")
+    assert faces.shape == (1, 48, 48) and labels.tolist() == [2]  # fear, in CLASSES order
+    assert faces.std() > 10  # a face, not a blank crop

@@ -59,11 +59,15 @@ def correct_cmd(app: AppContext, photo: Path, emotion: str | None, face_n: int |
     click.echo(outcome.message)
 
 
-@click.command("corrections")
+@click.group("corrections", invoke_without_command=True)
 @text_json_option("text for people; json for programs.")
-@click.pass_obj
-def corrections_cmd(app: AppContext, fmt: str) -> None:
-    """Every correction you made, newest first, with the photos it applies to."""
+@click.pass_context
+def corrections_cmd(ctx: click.Context, fmt: str) -> None:
+    """Every correction you made, newest first, with the photos it applies to.
+    `corrections export DIR` writes them as training data."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app: AppContext = ctx.obj
     from sqlalchemy.orm import Session
 
     from indexer.db.corrections import list_corrections
@@ -80,3 +84,20 @@ def corrections_cmd(app: AppContext, fmt: str) -> None:
         what = "not a face" if c["not_a_face"] else c["emotion"]
         where = ", ".join(c["paths"]) or "(photo not in the index now)"
         click.echo(f"{c['created_at']}  {what:10}  box {c['box']}  {where}")
+
+
+@corrections_cmd.command("export")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_obj
+def corrections_export_cmd(app: AppContext, folder: Path) -> None:
+    """Corrected faces as 48x48 grey PNGs (cut by THE preprocessing) and labels.csv, for
+    `python models/training/train.py --extra FOLDER`."""
+    from sqlalchemy.orm import Session
+
+    from indexer.export.corrections import export_corrections
+
+    with Session(app.engine) as s:
+        summary = export_corrections(s, folder, app.settings.max_pixels, app.settings.max_file_bytes)
+    click.echo(f"{summary.written} corrected faces written to {folder} (labels.csv)")
+    for why in summary.skipped:
+        click.echo(f"moodindex: skipped {why}", err=True)
