@@ -31,3 +31,14 @@ DEFAULT_TAG_MIN_SCORE = 0.6
 # side, see media/decode.py): the model sees 48 px faces, and a face much smaller than that has
 # too few pixels for a trustworthy expression.
 DEFAULT_MIN_FACE = 32
+
+
+def clean_name(name: str) -> str:
+    """A person's name as stored: inner whitespace collapsed, ends trimmed."""
+    return " ".join(name.split())
+
+
+def person_key(name: str) -> str:
+    """What makes two spellings one person ("anna  LIND" is "Anna Lind"): case and spacing do not
+    count.  The people table's unique key, and what `person:` and names in queries compare."""
+    return clean_name(name).casefold()

@@ -23,6 +23,7 @@ from indexer.media.dates import date_taken
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
 from indexer.media.fingerprint import KnownPhoto, fingerprint
+from indexer.media.regions import NamedRegion, named_regions
 from indexer.media.source import UnreadablePhoto, read_photo
 from indexer.vision.crop import FACE_MARGIN, FACE_MARGINS, crop_faces
 from indexer.vision.faces import Detection
@@ -82,6 +83,8 @@ class PhotoResult:
     # what libraries printed while this file was read (libjpeg's "Corrupt JPEG data: ...", exifread,
     # Pillow), and metadata we could not read (a malformed sidecar): short lines, never on the terminal
     warnings: tuple[str, ...] = ()
+    # named face regions from the sidecar or the file's XMP (media.regions), in the displayed frame
+    regions: tuple[NamedRegion, ...] = ()
 
 
 class Analyzer:
@@ -134,6 +137,8 @@ class Analyzer:
         base.update(taken_at=date.taken_at, date_source=date.source, utc_offset_min=date.utc_offset_min,
                     camera=exif.camera, orientation=exif.orientation, warnings=date.notes)
         if known and (known.content_hash, known.orientation) == (base["content_hash"], exif.orientation):
+            shape = (known.width, known.height) if known.width and known.height else None
+            self._read_regions(base, path, data, exif.orientation, shape)
             return PhotoResult(**base, status=STATUS_OK, pixels_unchanged=True)
         try:
             with library_stderr():
@@ -145,8 +150,9 @@ class Analyzer:
         except Exception as exc:  # a decoder bug must not stop the run either
             log.debug("decoder failure on %s", path, exc_info=True)
             return PhotoResult(**base, status=STATUS_ERROR, error=f"cannot decode: {type(exc).__name__}: {exc}")
-        del data
         base.update(width=decoded.width, height=decoded.height)
+        self._read_regions(base, path, data, exif.orientation, (decoded.width, decoded.height))
+        del data
         try:
             with library_stderr():
                 faces = self.faces_in(decoded.image, decoded.scale)
@@ -154,6 +160,13 @@ class Analyzer:
             log.debug("face analysis failure on %s", path, exc_info=True)
             return PhotoResult(**base, status=STATUS_ERROR, error=f"face analysis failed: {type(exc).__name__}: {exc}")
         return PhotoResult(**base, status=STATUS_OK, faces=faces)
+
+    @staticmethod
+    def _read_regions(base: dict, path: str, data: bytes, orientation: int | None,
+                      shape: tuple[int, int] | None) -> None:
+        """Names from the metadata: read on every path, the metadata-only edit included."""
+        regions, notes = named_regions(path, data, orientation, shape)
+        base.update(regions=regions, warnings=base.get("warnings", ()) + notes)
 
     def faces_in(self, image: np.ndarray, scale: float = 1.0) -> tuple[FaceResult, ...]:
         """Detect, crop the way the model was trained, classify in one batch."""

@@ -156,7 +156,7 @@ class Indexer:
             elif self.force or row.status == STATUS_SKIPPED or (row.size, row.mtime_ns) != (st.st_size, st.st_mtime_ns):
                 to_process.append((path, root))
                 if not self.force and row.status == STATUS_OK and row.content_hash:
-                    edited[path] = KnownPhoto(row.content_hash, row.orientation)
+                    edited[path] = KnownPhoto(row.content_hash, row.orientation, row.width, row.height)
             elif self._is_stale(row):
                 upgrades.append((path, root, row.taken_at))
             else:

@@ -14,7 +14,7 @@ import pytest
 from indexer.db.session import open_db, session_scope
 from tests.factories import add_photo
 
-KEYS = ["path", "score", "emotion", "taken_at", "date_source", "faces"]
+KEYS = ["path", "score", "emotion", "taken_at", "date_source", "faces", "person", "people"]
 
 
 @pytest.fixture()
@@ -48,7 +48,8 @@ def test_json_has_exactly_the_documented_keys(run_cli, rows) -> None:
     data = json.loads(res.stdout)
     assert [list(d) for d in data] == [KEYS] * 3
     assert data[0] == {"path": "/lib/2019/rain.jpg", "score": 0.93, "emotion": "sad",
-                       "taken_at": "2019-11-02T09:00:00", "date_source": "exif", "faces": 2}
+                       "taken_at": "2019-11-02T09:00:00", "date_source": "exif", "faces": 2,
+                       "person": None, "people": []}
     assert data[1]["date_source"] == "file" and data[1]["path"] == "/lib/2019/tears, and <b>.jpg"
     assert [d["score"] for d in data] == sorted((d["score"] for d in data), reverse=True)
 

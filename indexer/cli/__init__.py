@@ -63,9 +63,19 @@ def main(ctx: click.Context, db: Path | None, config: Path | None, verbose: int,
 
 
 def _register() -> None:
-    from indexer.cli import index_cmds, model_cmds, plugin_cmds, query_cmds, tag_cmds, watch_cmds
+    from indexer.cli import (
+        correct_cmds,
+        index_cmds,
+        model_cmds,
+        people_cmds,
+        plugin_cmds,
+        query_cmds,
+        tag_cmds,
+        watch_cmds,
+    )
 
-    for module in (index_cmds, model_cmds, plugin_cmds, query_cmds, tag_cmds, watch_cmds):
+    for module in (correct_cmds, index_cmds, model_cmds, people_cmds, plugin_cmds, query_cmds, tag_cmds,
+                   watch_cmds):
         module.register(main)
 
 

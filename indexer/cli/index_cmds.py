@@ -197,10 +197,16 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
                          ("model", data["model"]), ("detector", data["detector"])):
         if value:
             click.echo(f"  {label:9} {value}")
+    if data["people"]:
+        click.echo(f"  {'people':9} {', '.join(data['people'])}")
     for i, face in enumerate(data["face_details"]):
         ranked = sorted(face["scores"].items(), key=lambda kv: -kv[1])
-        click.echo(f"  face {i}: box {face['box']} conf {face['confidence']:.2f}  "
-                   + "  ".join(f"{k} {v:.2f}" for k, v in ranked[:3]))
+        who = f"  ({face['person']})" if face["person"] else ""
+        if face["corrected"]:
+            said = f"{face['emotion']} (yours; model: " + "  ".join(f"{k} {v:.2f}" for k, v in ranked[:2]) + ")"
+        else:
+            said = "  ".join(f"{k} {v:.2f}" for k, v in ranked[:3])
+        click.echo(f"  face {i}: box {face['box']} conf {face['confidence']:.2f}  {said}{who}")
 
 
 @click.command("list")

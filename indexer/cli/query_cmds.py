@@ -59,13 +59,16 @@ def register(group: click.Group) -> None:
 def _find(app: AppContext, words: tuple[str, ...], limit: int | None, min_score: float | None, exif_only: bool,
           hemisphere: str, default_limit: int) -> tuple[Query, list[Match]]:
     """Parse and run; an empty result is explained on stderr (exit status stays 0)."""
+    from indexer.db.people import known_names
     from indexer.db.session import session_scope
     from indexer.query import QueryError, count_indexed, parse, search
     from indexer.query.explain import explain_empty
 
     text = " ".join(words)
+    with session_scope(app.engine) as session:
+        names = known_names(session)
     try:
-        query = parse(text, hemisphere=hemisphere)
+        query = parse(text, hemisphere=hemisphere, people=names)
     except QueryError as exc:
         raise MoodindexError(str(exc), exit_code=2) from exc
     if limit is None:  # no --limit: the query's own count ("the 50 happiest"), else the default
@@ -101,6 +104,8 @@ def _record(match: Match) -> dict:
         "taken_at": taken.isoformat(timespec="seconds") if taken else None,
         "date_source": match.photo.date_source,
         "faces": match.faces,
+        "person": match.face.person.name if match.face is not None and match.face.person is not None else None,
+        "people": [p.name for p in match.photo.people],
     }
 
 
@@ -132,11 +137,12 @@ def _print_csv(matches: list[Match]) -> None:
     import io
 
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["path", "score", "emotion", "taken_at", "date_source", "faces"],
-                            lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=["path", "score", "emotion", "taken_at", "date_source", "faces", "person",
+                                             "people"], lineterminator="\n")
     writer.writeheader()
     for m in matches:
-        writer.writerow(_record(m))
+        record = _record(m)
+        writer.writerow({**record, "people": "; ".join(record["people"])})
     click.echo(buf.getvalue(), nl=False)
 
 

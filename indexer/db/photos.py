@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Row, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from indexer.db.corrections import apply_corrections
 from indexer.db.models import Face, Photo
+from indexer.db.people import clear_regions, store_regions
 from indexer.db.session import session_scope
 from indexer.domain import CLASSES, STATUS_DELETED, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
 from indexer.media.fingerprint import fingerprint_file
@@ -26,7 +28,8 @@ from indexer.paths import folder_prefix, normalise_path
 EXIF_FIELDS = ("size", "mtime_ns", "content_hash", "taken_at", "date_source", "utc_offset_min", "camera")
 RESULT_FIELDS = (*EXIF_FIELDS, "status", "error", "width", "height", "orientation", "detector", "model_version")
 KNOWN_COLUMNS = (Photo.id, Photo.path, Photo.size, Photo.mtime_ns, Photo.status, Photo.content_hash,
-                 Photo.orientation, Photo.taken_at, Photo.detector, Photo.model_version)
+                 Photo.orientation, Photo.width, Photo.height, Photo.taken_at, Photo.detector,
+                 Photo.model_version)
 IN_CHUNK = 500  # paths per IN (...): far below SQLite's variable limit
 
 
@@ -129,11 +132,13 @@ def store_results(engine: Engine, results: Sequence[Any], roots: dict[str, str])
                 for name in EXIF_FIELDS:
                     setattr(row, name, getattr(res, name))
                 row.indexed_at = now
+                store_regions(s, row, res.regions)  # names added by a metadata edit: no model ran
                 continue
             if row is None:
                 row = Photo(path=res.path, root=roots[res.path])
                 s.add(row)
             else:
+                clear_regions(s, row)
                 s.execute(delete(Face).where(Face.photo_id == row.id))
                 row.faces = []
             for name in RESULT_FIELDS:
@@ -144,6 +149,8 @@ def store_results(engine: Engine, results: Sequence[Any], roots: dict[str, str])
                 x, y, w, h = f.box
                 row.faces.append(Face(idx=i, x=x, y=y, w=w, h=h, confidence=f.confidence, emotion=f.emotion,
                                       score=f.score, **dict(zip(CLASSES, f.scores, strict=True))))
+            apply_corrections(s, row)  # the user's word over the model's, before names are matched
+            store_regions(s, row, res.regions)
 
 
 def record_metadata_rewrite(engine: Engine, path: str | Path) -> bool:

@@ -15,6 +15,8 @@ from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
 def face_dict(face: Face) -> dict[str, Any]:
     return {"box": [face.x, face.y, face.w, face.h], "confidence": round(face.confidence, 4),
             "emotion": face.emotion, "score": round(face.score, 4),
+            "person": face.person.name if face.person is not None else None,
+            "corrected": face.corrected,  # emotion and score are the user's (moodindex correct)
             "scores": {k: round(v, 4) for k, v in face.scores().items()}}
 
 
@@ -29,6 +31,7 @@ def photo_dict(photo: Photo, with_faces: bool = True) -> dict[str, Any]:
         "model": photo.model_version, "detector": photo.detector,
         "indexed_at": photo.indexed_at.isoformat(timespec="seconds") if photo.indexed_at else None,
     }
+    d["people"] = [p.name for p in photo.people]
     if with_faces:
         d["face_details"] = [face_dict(f) for f in photo.faces]
     return d

@@ -6,7 +6,9 @@ XMP comes from files we did not write, so the XML is parsed defensively: no DOCT
 entity of any kind (no "billion laughs", no external file pulled in), and never more than
 MAX_XMP_BYTES of it.  A property may be written as an attribute of rdf:Description
 (`xmp:CreateDate="..."`), as an element (`<xmp:CreateDate>...</xmp:CreateDate>`) or as an
-rdf:Seq/Bag/Alt list; `XmpPacket.values` reads all three.
+rdf:Seq/Bag/Alt list; `XmpPacket.values` reads all three.  Structures (MWG and Microsoft face
+regions) come in the same three spellings, with or without `rdf:parseType="Resource"`;
+`XmpPacket.structs`, `field`, `substruct` and `items` read them whatever the writer chose.
 """
 
 from __future__ import annotations
@@ -88,6 +90,46 @@ class XmpPacket:
     def first(self, ns: str, name: str) -> str | None:
         found = self.values(ns, name)
         return found[0] if found else None
+
+    def structs(self, ns: str, name: str) -> list[ET.Element]:
+        """Every structure-valued property `ns`+`name` of a top-level rdf:Description, as the
+        element that holds its fields (see `field`)."""
+        key = f"{{{ns}}}{name}"
+        return [_struct_body(prop) for desc in self.root.iter(f"{{{RDF}}}Description") for prop in desc.findall(key)]
+
+
+def _struct_body(node: ET.Element) -> ET.Element:
+    """A structure's fields live on the property element itself (rdf:parseType="Resource", or
+    attributes) or on one rdf:Description inside it."""
+    inner = node.find(f"{{{RDF}}}Description")
+    return inner if inner is not None else node
+
+
+def field(struct: ET.Element, ns: str, name: str) -> str | None:
+    """A simple field of a structure, written as an attribute or as an element."""
+    key = f"{{{ns}}}{name}"
+    if key in struct.attrib:
+        return struct.attrib[key].strip()
+    child = struct.find(key)
+    if child is None:
+        return None
+    alt = child.find(f"./{{{RDF}}}Alt/{{{RDF}}}li")  # a language alternative: its first entry
+    text = (alt if alt is not None else child).text
+    return text.strip() if text and text.strip() else None
+
+
+def substruct(struct: ET.Element, ns: str, name: str) -> ET.Element | None:
+    """A structure-valued field of a structure."""
+    child = struct.find(f"{{{ns}}}{name}")
+    return None if child is None else _struct_body(child)
+
+
+def items(struct: ET.Element, ns: str, name: str) -> list[ET.Element]:
+    """The entries of an rdf:Bag/Seq field of a structure, each as a structure."""
+    child = struct.find(f"{{{ns}}}{name}")
+    if child is None:
+        return []
+    return [_struct_body(li) for li in child.findall(f"./*/{{{RDF}}}li")]
 
 
 def parse_xmp(data: bytes) -> XmpPacket:

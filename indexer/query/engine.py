@@ -8,6 +8,9 @@ by descending score, ties newest first, then by path.  Without emotion words the
 are every matching photo with faces, newest first (undated last); each still reports its
 dominant face's emotion and probability.
 
+People.  With names (`person:` or names in the words) and emotion words, only the named people's
+own faces are ranked: "happy photos of Anna" is scored by Anna's smile, not a bystander's.
+
 Speed.  An emotion query reads faces best-first along the (emotion, score) index, one stream
 per asked emotion merged in Python, and stops as soon as `limit` distinct photos are found,
 instead of grouping and sorting every sad face in the library; a query without emotions walks
@@ -25,7 +28,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Row, Select, case, exists, func, null, select
 from sqlalchemy.orm import Session, selectinload
 
-from indexer.db.models import Face, Photo
+from indexer.db.models import Face, Person, Photo, PhotoPerson
 from indexer.domain import DATE_EXIF, DATE_FILE, STATUS_OK
 from indexer.query import filters
 from indexer.query.parse import Query
@@ -70,6 +73,8 @@ def emotion_select(emotion: str, query: Query, min_score: float | None = None, e
     stop reading as soon as it has enough distinct photos."""
     threshold = _threshold(query, min_score)
     conds = [Face.emotion == emotion, *photo_conditions(query, exif_only)]
+    if (named := _named_faces(query)) is not None:
+        conds.append(Face.id.in_(named))
     if threshold is not None:
         conds.append(Face.score >= threshold)
     return (
@@ -133,6 +138,8 @@ def _rank_few(session: Session, query: Query, candidates: Sequence[Row], limit: 
         # filter emotion and score here: with them in SQL, SQLite prefers the emotion index and
         # walks every face of that emotion instead of the few photos' faces
         stmt = select(Face.photo_id, Face.emotion, Face.score).where(Face.photo_id.in_(ids[i:i + LOAD_CHUNK]))
+        if (named := _named_faces(query)) is not None:
+            stmt = stmt.where(Face.id.in_(named))
         for pid, emotion, score in session.connection().execute(stmt):
             if emotion in wanted and (threshold is None or score >= threshold) and (
                     pid not in best or score > best[pid][0]):
@@ -165,8 +172,18 @@ def _threshold(query: Query, min_score: float | None) -> float | None:
     return max(values) if values else None
 
 
-def _best_face(faces: Sequence[Face], emotions: Sequence[str]) -> Face | None:
-    candidates = [f for f in faces if not emotions or f.emotion in emotions]
+def _named_faces(query: Query) -> Select | None:
+    """The faces of the people the query names (None when it names nobody)."""
+    keys = filters.person_keys(query)
+    if not keys:
+        return None
+    return (select(PhotoPerson.face_id).join(Person, Person.id == PhotoPerson.person_id)
+            .where(Person.key.in_(keys), PhotoPerson.face_id.is_not(None)))
+
+
+def _best_face(faces: Sequence[Face], emotions: Sequence[str], people: Sequence[str] = ()) -> Face | None:
+    candidates = [f for f in faces if (not emotions or f.emotion in emotions)
+                  and (not people or (f.person is not None and f.person.key in people))]
     return max(candidates, key=lambda f: f.score, default=None)
 
 
@@ -196,6 +213,8 @@ def search(session: Session, query: Query, limit: int | None = 20, min_score: fl
             stmt = stmt.options(selectinload(Photo.faces))
         else:
             faces = select(Face.photo_id, Face.emotion, Face.score).where(Face.photo_id.in_(chunk))
+            if wanted and (named := _named_faces(query)) is not None:
+                faces = faces.where(Face.id.in_(named))
             for pid, emotion, score in session.connection().execute(faces):
                 if (not wanted or emotion in wanted) and (pid not in best or score > best[pid][1]):
                     best[pid] = (emotion, score)
@@ -204,7 +223,7 @@ def search(session: Session, query: Query, limit: int | None = 20, min_score: fl
     for pid in ids:
         photo = by_id[pid]
         if load_faces:
-            face = _best_face(photo.faces, query.emotions)
+            face = _best_face(photo.faces, query.emotions, filters.person_keys(query) if query.emotions else ())
             emotion, score = (face.emotion, face.score) if face is not None else (None, None)
         else:
             face = None

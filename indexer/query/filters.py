@@ -2,7 +2,7 @@
 
 A filter says which keys it answers to, how a value is read (into the `Terms` a query is built
 from), how the finished `Query` describes it, and which SQL conditions on `photos` it adds.
-Adding a filter (`person:` is next) means adding one class to `FILTERS` and one test; the parser,
+Adding a filter means adding one class to `FILTERS` and one test; the parser,
 `Query.describe`, the engine, the error messages and the CLI help all read this list.
 
 Words ("sad", "2019", "group") fill the same `Terms` as the filters, so `emotion:sad` and "sad"
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from indexer.domain import CLASSES
+from indexer.domain import CLASSES, person_key
 from indexer.query.parse import (
     EMOTION_WORDS,
     QueryError,
@@ -44,6 +44,7 @@ class Terms:
     scores: list[float] = field(default_factory=list)
     tops: list[int] = field(default_factory=list)
     extra: list[tuple[str, str]] = field(default_factory=list)  # (filter name, value) for other filters
+    people: list[str] | None = None  # the names the index knows, when the caller said (parse's `people`)
 
 
 class Filter:
@@ -183,7 +184,8 @@ class FacesFilter(Filter):
         from indexer.db.models import Photo
 
         if query.min_faces is None and query.max_faces is None:
-            return [Photo.face_count >= 1]  # "every indexed photo with faces"
+            # "every indexed photo with faces"; a named person counts too, seen by the detector or not
+            return [] if extra_values(query, "person") else [Photo.face_count >= 1]
         out = []
         if query.min_faces:
             out.append(Photo.face_count >= query.min_faces)
@@ -262,8 +264,66 @@ class TopFilter(Filter):
         return replace(query, top=None)
 
 
+def person_keys(query: Query) -> list[str]:
+    """The people a query names (`person:` or names in its words), as people-table keys."""
+    return list(dict.fromkeys(person_key(v) for v in extra_values(query, "person")))
+
+
+class PersonFilter(Filter):
+    """person:"Anna Lind" — someone named in the photo's metadata (case-insensitive; several must
+    all be there).  Names in free text ("photos of Anna Lind") come here too.  With emotion words,
+    the named person's own face must show one of them, not just anyone's in the photo."""
+
+    name, keys, example = "person", ("person", "who"), 'person:"Anna Lind"'
+    help_examples = ('person:"Anna Lind"',)
+
+    def read(self, key: str, value: str, terms: Terms) -> None:
+        from indexer.query.parse import near_names
+
+        wanted = person_key(value)
+        if not wanted:
+            raise QueryError(f'{key}: needs a name, e.g. {key}:"Anna Lind"')
+        if terms.people is not None:
+            known = {person_key(n): n for n in terms.people}
+            # a word or words of one name only ("who:Ben" when there is a single Ben)
+            partial = [n for n in terms.people if set(wanted.split()) <= set(person_key(n).split())]
+            if wanted not in known and len(partial) == 1:
+                wanted = person_key(partial[0])
+            if wanted not in known:
+                hint = near_names(value, terms.people)
+                raise QueryError(f"{key}:{value}: no one by that name in the index"
+                                 + (f" (did you mean {', '.join(hint)}?)" if hint else
+                                    " (`moodindex people` lists the names)"))
+            value = known[wanted]
+        terms.extra.append((self.name, value))
+
+    def example_for(self, key: str) -> str:
+        return f'{key}:"Anna Lind"'
+
+    def describe(self, query: Query) -> list[str]:
+        names = list(dict.fromkeys(extra_values(query, self.name)))
+        return [" and ".join(names)] if names else []
+
+    def conditions(self, query: Query) -> list[ColumnElement[bool]]:
+        from sqlalchemy import exists
+
+        from indexer.db.models import Face, Person, Photo, PhotoPerson
+
+        out = []
+        for key in person_keys(query):
+            named = exists().where(PhotoPerson.photo_id == Photo.id, PhotoPerson.person_id == Person.id,
+                                   Person.key == key)
+            if query.emotions:  # their own face shows it
+                named = named.where(Face.id == PhotoPerson.face_id, Face.emotion.in_(query.emotions))
+                if query.min_score is not None:
+                    named = named.where(Face.score >= query.min_score)
+            out.append(named)
+        return out
+
+
 # The registry, in the order a query describes itself.
-FILTERS: list[Filter] = [EmotionFilter(), DateFilter(), FacesFilter(), PathFilter(), ScoreFilter(), TopFilter()]
+FILTERS: list[Filter] = [PersonFilter(), EmotionFilter(), DateFilter(), FacesFilter(), PathFilter(), ScoreFilter(),
+                          TopFilter()]
 
 
 def filter_for(key: str) -> Filter | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 from calendar import monthrange
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -99,6 +100,8 @@ KNOWN_WORDS = sorted(
     | PREPOSITIONS | {"and", "or", "last", "this", "past", "today", "yesterday", "out"} | set(RELATIVE_UNITS)
     | RANK_WORDS | set(COUNT_WORDS)
 )
+
+_KNOWN_SET = frozenset(KNOWN_WORDS)
 
 
 # --- the value -------------------------------------------------------------------------
@@ -421,12 +424,62 @@ def _suggest(word: str, vocabulary: list[str] | tuple[str, ...], n: int = 3) -> 
 
 # --- entry point -----------------------------------------------------------------------
 
-def parse(text: str, today: date | None = None, *, hemisphere: str = "north") -> Query:
-    """Parse query text; raise QueryError naming every word that was not understood."""
+def _name_words(name: str) -> tuple[str, ...]:
+    """A name cut into words the way query text is (lower case, punctuation stripped)."""
+    return tuple(w for w in (piece.strip(_STRIP).lower() for piece in name.split()) if w)
+
+
+def _people_index(people: Sequence[str]) -> dict[tuple[str, ...], str]:
+    """Word sequences that name a person in free text: a full name ("anna lind"), or one word of
+    it that names no one else ("anna", "lind").  A single word that is also a query word ("may",
+    "happy") never names anyone here: `person:May` does."""
+    full: dict[tuple[str, ...], str] = {}
+    for name in people:
+        words = _name_words(name)
+        if words and (len(words) > 1 or words[0] not in _KNOWN_SET):
+            full.setdefault(words, name)
+    owners: dict[str, set[str]] = {}
+    for name in people:
+        for w in _name_words(name):
+            owners.setdefault(w, set()).add(name)
+    for w, names in owners.items():
+        if len(names) == 1 and w not in _KNOWN_SET and (w,) not in full and not w.isdigit():
+            full[(w,)] = next(iter(names))
+    return full
+
+
+def _match_name(words: list[str], pos: int, index: dict[tuple[str, ...], str]) -> tuple[str, int] | None:
+    """The longest name starting at words[pos], and how many words it took."""
+    longest = max((len(k) for k in index), default=0)
+    for n in range(min(longest, len(words) - pos), 0, -1):
+        if (name := index.get(tuple(words[pos:pos + n]))) is not None:
+            return name, n
+    return None
+
+
+def near_names(word: str, people: Sequence[str], n: int = 3) -> list[str]:
+    """People whose name, or a word of it, looks like `word` (for "did you mean")."""
+    by_word: dict[str, list[str]] = {}
+    for name in people:
+        by_word.setdefault(name.casefold(), []).append(name)
+        for w in _name_words(name):
+            by_word.setdefault(w, []).append(name)
+    close = difflib.get_close_matches(word.casefold(), list(by_word), n=n, cutoff=0.7)
+    return list(dict.fromkeys(name for c in close for name in by_word[c]))[:n]
+
+
+def parse(text: str, today: date | None = None, *, hemisphere: str = "north",
+          people: Sequence[str] | None = None) -> Query:
+    """Parse query text; raise QueryError naming every word that was not understood.
+
+    `people`: the names the index knows.  With it, names are understood in free text ("happy
+    photos of Anna Lind", "Anna and Ben laughing") and `person:` values are checked, with a "did
+    you mean" for near names; without it, `person:` takes any name and free text has none."""
     if hemisphere not in SEASONS:
         raise QueryError(f"hemisphere must be 'north' or 'south', not {hemisphere!r}")
     today = today or date.today()
-    terms = _filters.Terms()
+    terms = _filters.Terms(people=None if people is None else list(people))
+    names = _people_index(people or ())
     words: list[str] = []
 
     for raw in _TOKEN.findall(text or ""):
@@ -472,6 +525,10 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
         if (count := _count_at(p)) is not None:
             terms.tops.append(count)
             continue
+        if names and (found := _match_name(p.words, p.pos, names)):
+            terms.extra.append(("person", found[0]))
+            p.pos += found[1]
+            continue
         # "3 faces", "2+ people"
         if re.fullmatch(r"\d{1,3}\+?", w) and p.peek(1) in ("faces", "people", "persons", "face", "person"):
             terms.face_bounds.append(_filters.faces_bounds(w))
@@ -498,7 +555,7 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
             unknown.append(w)
 
     if unknown:
-        raise QueryError(_unknown_message(unknown))
+        raise QueryError(_unknown_message(unknown, people or ()))
 
     start = end = None
     for span in terms.spans:
@@ -555,7 +612,7 @@ def _count_at(p: _Parser) -> int | None:
     return n
 
 
-def _unknown_message(unknown: list[str]) -> str:
+def _unknown_message(unknown: list[str], people: Sequence[str] = ()) -> str:
     parts = []
     for w in dict.fromkeys(unknown):
         if w in NEGATIONS:
@@ -565,7 +622,7 @@ def _unknown_message(unknown: list[str]) -> str:
             parts.append(f"{w!r} (expected a date after {w.split()[0]!r}, e.g. 2019, March 2019, 2019-06-01, "
                          "summer 2021, last year)")
             continue
-        hint = _suggest(w, KNOWN_WORDS)
+        hint = near_names(w, people) + _suggest(w, KNOWN_WORDS)
         parts.append(f"{w!r} (did you mean {' / '.join(hint)}?)" if hint else f"{w!r} (no similar known word)")
     return ("not understood: " + ", ".join(parts)
             + "; use emotion words, dates (2019, March 2019, last year, summer 2021, before/after/between ...) "

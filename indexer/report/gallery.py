@@ -89,8 +89,16 @@ def _box(face: Face, n: int, width: int, height: int) -> str:
     where = " low" if y < 0.06 * height else ""  # label inside the box when there is no room above
     if x + w > 0.75 * width:
         where += " right"  # label anchored to the box's right edge so it is not cut off
-    return (f'<div class="box e-{e(face.emotion)}{where}" style="{style}" data-emotion="{e(face.emotion)}" '
-            f'title="face {n}: {e(face.emotion)} {face.score:.0%}"><span>{n} {e(face.emotion)}</span></div>')
+    label = _who(face) or str(n)
+    person = f' data-person="{e(face.person.name)}"' if face.person is not None else ""
+    return (f'<div class="box e-{e(face.emotion)}{where}" style="{style}" data-emotion="{e(face.emotion)}"{person} '
+            f'title="face {n}: {label} {e(face.emotion)} {face.score:.0%}"><span>{label} {e(face.emotion)}</span>'
+            '</div>')
+
+
+def _who(face: Face) -> str:
+    """The face's name from the photo's metadata, escaped; '' when no one is named there."""
+    return e(face.person.name) if face.person is not None else ""
 
 
 def _bars(face: Face, n: int) -> str:
@@ -99,7 +107,8 @@ def _bars(face: Face, n: int) -> str:
         p = float(getattr(face, c))
         rows.append(f'<span class="lbl">{c}</span><span class="track"><span class="fill e-{c}" '
                     f'style="width:{_pct(p, 1.0)}"></span></span><span class="val">{p:.0%}</span>')
-    return (f'<div class="face" data-face="{n}"><h3>Face {n}: {e(face.emotion)} {face.score:.0%}</h3>'
+    who = f" ({_who(face)})" if face.person is not None else ""
+    return (f'<div class="face" data-face="{n}"><h3>Face {n}{who}: {e(face.emotion)} {face.score:.0%}</h3>'
             f'<div class="bars">{"".join(rows)}</div></div>')
 
 
