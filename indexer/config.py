@@ -2,7 +2,7 @@
 
 The TOML file (default `<user config dir>/moodindex/config.toml`) may hold:
 
-    db = "~/Pictures/.moodindex.db"
+    db = "~/Pictures/.moodindex.db"    # or "postgresql://user@host:5432/moodindex" ([postgres] extra)
     roots = ["~/Pictures"]
     detector = "auto"        # auto | yunet | haar
     workers = 2
@@ -24,6 +24,7 @@ from typing import Any
 
 import platformdirs
 
+from indexer.db.location import DbLocation, LocationError, parse_location
 from indexer.domain import DEFAULT_MIN_FACE, DEFAULT_TAG_MIN_SCORE, DETECTOR_CHOICES
 
 if sys.version_info >= (3, 11):
@@ -62,7 +63,7 @@ def default_config_file() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    db: Path = field(default_factory=default_db)
+    db: DbLocation = field(default_factory=default_db)  # a SQLite file, or a postgresql:// URL
     roots: tuple[Path, ...] = ()
     detector: str = "auto"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -78,8 +79,18 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+def parse_db(value: str | Path) -> DbLocation:
+    """A `db` value from the file, the environment or `--db`: a path or a server URL."""
+    try:
+        return parse_location(value)
+    except LocationError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def _coerce(name: str, value: Any) -> Any:
-    if name in ("db", "model"):
+    if name == "db":
+        return parse_db(str(value))
+    if name == "model":
         return Path(os.path.expanduser(str(value)))
     if name == "roots":
         if isinstance(value, str):

@@ -188,7 +188,9 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     from indexer.vision.faces import available_detectors
 
     data: dict = counts(app.engine)
-    data["db"] = str(app.settings.db)
+    from indexer.db.location import display
+
+    data["db"] = display(app.settings.db)
     best = available_detectors()[0]
     wanted = app.settings.detector
     data["detector"] = {"configured": wanted, "in_use": best if wanted == "auto" else wanted,
@@ -279,5 +281,7 @@ def db_group() -> None:
 @click.pass_obj
 def db_upgrade(app: AppContext) -> None:
     """Apply schema migrations (also done automatically on every open)."""
+    from indexer.db.location import display
+
     _ = app.engine
-    click.echo(f"{app.settings.db}: schema up to date")
+    click.echo(f"{display(app.settings.db)}: schema up to date")

@@ -1,4 +1,6 @@
-"""Engine setup: one SQLite file, owner-only, WAL, foreign keys, migrated on open."""
+"""Engine setup, migrated on open: a SQLite file (owner-only, WAL, foreign keys, BEGIN IMMEDIATE
+for writers) or a PostgreSQL server (psycopg 3).  The SQLite-only settings live here, beside the
+one factory that decides which applies."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from indexer.db.location import POSTGRES_EXTRA_HINT, DbLocation, display, is_server, remember_secret, scrub
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -38,12 +42,23 @@ def database_error_message(exc: BaseException) -> str | None:
     from sqlalchemy.exc import DBAPIError
 
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if _is_server_connection_error(orig):
+        first = scrub(str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__)
+        return (f"the index database server failed: {first}"
+                "; photos stored before this are kept, and the next run continues from there")
     if not isinstance(orig, sqlite3.Error):
         return None
     code = getattr(orig, "sqlite_errorname", "") or ""
     hint = next((h for name, h in _HINTS.items() if code == name or code.startswith(name + "_")), None)
     return (f"the index database failed: {orig}" + (f" ({hint})" if hint else "")
             + "; photos stored before this are kept, and the next run continues from there")
+
+
+def _is_server_connection_error(orig: BaseException) -> bool:
+    """A lost or refused PostgreSQL connection (psycopg's OperationalError), without importing
+    psycopg when it is not installed."""
+    return type(orig).__module__.startswith("psycopg") and any(
+        cls.__name__ == "OperationalError" for cls in type(orig).__mro__)
 
 
 def _make_private_dirs(folder: Path) -> None:
@@ -82,7 +97,31 @@ def _tighten(path: Path) -> None:
             continue
 
 
-def make_engine(db_path: Path) -> Engine:
+def make_engine(location: DbLocation) -> Engine:
+    """The one engine factory: a path is a SQLite file, a `postgresql://` URL a server."""
+    return _server_engine(location) if is_server(location) else _sqlite_engine(Path(location))
+
+
+def _server_engine(url_text: str) -> Engine:
+    """PostgreSQL through psycopg 3.  Statement parameters stay out of error messages (they are
+    photo paths, not secrets, but an error line should name the cause, not the data); a connection
+    dropped while idle is noticed before use (pre-ping) instead of failing a write."""
+    from sqlalchemy.engine import make_url
+
+    remember_secret(url_text)
+    url = make_url(url_text)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    elif url.drivername != "postgresql+psycopg":
+        raise DatabaseError(f"{display(url_text)}: only the psycopg driver is supported (postgresql://...)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise DatabaseError(POSTGRES_EXTRA_HINT) from exc
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def _sqlite_engine(db_path: Path) -> Engine:
     """Engine with the pragmas every connection needs (WAL lets queries run while the watcher writes)."""
     engine = create_engine(f"sqlite:///{db_path}", future=True)
 
@@ -124,9 +163,37 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def open_db(db_path: Path | str, migrate: bool = True) -> Engine:
-    """Open (creating if needed) and migrate the index at `db_path`."""
-    path = Path(db_path).expanduser()
+def open_db(location: DbLocation | str, migrate: bool = True) -> Engine:
+    """Open (creating if needed) and migrate the index at `location`: a path or a server URL.
+    Errors name the location with its password masked."""
+    if isinstance(location, str):  # as typed: a URL stays a string, anything else becomes a Path
+        from indexer.db.location import parse_location
+
+        location = parse_location(location)
+    if is_server(location):
+        return _open_server(location, migrate)
+    return _open_sqlite(Path(location).expanduser(), migrate)
+
+
+def _open_server(url: str, migrate: bool) -> Engine:
+    engine = make_engine(url)
+    try:
+        if migrate:
+            upgrade(engine)
+        else:
+            with engine.connect():
+                pass
+    except Exception as exc:
+        engine.dispose()
+        if type(exc).__module__.startswith(("sqlalchemy", "psycopg", "alembic")):
+            orig = getattr(exc, "orig", None) or exc
+            detail = " ".join(str(orig).split()) or type(orig).__name__
+            raise DatabaseError(scrub(f"cannot open the index at {display(url)}: {detail}", url)) from None
+        raise
+    return engine
+
+
+def _open_sqlite(path: Path, migrate: bool) -> Engine:
     try:
         if not path.exists():
             _create_private(path)
