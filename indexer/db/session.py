@@ -4,11 +4,15 @@ one factory that decides which applies."""
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from indexer.db.location import POSTGRES_EXTRA_HINT, DbLocation, display, is_server, remember_secret, scrub
 
 BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class DatabaseError(RuntimeError):
@@ -209,6 +215,37 @@ def _open_sqlite(path: Path, migrate: bool) -> Engine:
             raise DatabaseError(f"cannot open the index at {path}: {exc}") from exc
         raise
     return engine
+
+
+# What a database asks to be retried: a serialization failure, a deadlock, and (under READ COMMITTED)
+# a row with the same unique key inserted by another writer since this transaction looked.
+RETRY_SQLSTATES = frozenset({"40001", "40P01", "23505"})
+MAX_ATTEMPTS = 8
+BACKOFF_START_S, BACKOFF_CAP_S = 0.05, 2.0
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A failure that re-running the whole transaction resolves (PostgreSQL's SQLSTATE says so)."""
+    from sqlalchemy.exc import DBAPIError
+
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
+
+
+def in_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
+    """Run `work` in one write transaction, from the start again when the database asks for it
+    (several writers on one PostgreSQL server), with a bounded, jittered exponential backoff.  `work`
+    must be safe to re-run: it reads what it needs inside, and changes nothing outside the session."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            with session_scope(engine) as session:
+                return work(session)
+        except Exception as exc:
+            if attempt == MAX_ATTEMPTS or not is_retryable(exc):
+                raise
+            delay = min(BACKOFF_CAP_S, BACKOFF_START_S * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            log.debug("transaction retried (%s), attempt %d", getattr(exc.orig, "sqlstate", "?"), attempt + 1)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @contextmanager
