@@ -12,6 +12,7 @@ The TOML file (default `<user config dir>/moodindex/config.toml`) may hold:
     max_pixels = 200000000   # decompression-bomb guard: the only pixel limit, checked in every decoder
     max_file_bytes = 1073741824  # a photo file bigger than this (1 GiB) is skipped, never read
     tag_min_score = 0.6      # a face's top emotion makes a tag from this probability on
+    cluster = "tcp://scheduler:8786"   # run `index`'s analysis on this Dask cluster ([cluster] extra)
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Settings:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     model: Path | None = None
     tag_min_score: float = DEFAULT_TAG_MIN_SCORE
+    cluster: str | None = None  # a Dask scheduler (tcp://HOST:PORT) that `index` runs the analysis on
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Apply CLI flags; None means "not given"."""
@@ -107,6 +109,10 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise ConfigError(f"tag_min_score must be a number from 0 to 1, got {value!r}")
         return float(value)
+    if name == "cluster":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"cluster must be a Dask scheduler address like tcp://HOST:8786, got {value!r}")
+        return value.strip()
     if name == "detector":
         if value not in DETECTOR_CHOICES:
             raise ConfigError(f"detector must be one of {', '.join(DETECTOR_CHOICES)}, got {value!r}")
@@ -133,7 +139,7 @@ def load_settings(config_file: Path | None = None, env: dict[str, str] | None = 
                 f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         values = {k: _coerce(k, v) for k, v in raw.items()}
-    for name in ("db", "detector", "model"):
+    for name in ("db", "detector", "model", "cluster"):
         if env.get(f"MOODINDEX_{name.upper()}"):
             values[name] = _coerce(name, env[f"MOODINDEX_{name.upper()}"])
     return Settings(**values)

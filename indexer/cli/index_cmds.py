@@ -32,22 +32,29 @@ def register(group: click.Group) -> None:
 @click.option("--force", is_flag=True, help="Re-analyse every photo, changed or not.")
 @detector_option()
 @text_json_option("Summary format.")
+@click.option("--cluster", "cluster", metavar="tcp://HOST:PORT", envvar="MOODINDEX_CLUSTER",
+              help="Analyse on this Dask cluster (workers need the photos at the same paths and the same "
+                   "model) [env MOODINDEX_CLUSTER; default: cluster setting, else this machine].")
 @click.pass_obj
 def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, force: bool, detector: str | None,
-              fmt: str) -> None:
+              fmt: str, cluster: str | None) -> None:
     """Index photo folders (or files): new, changed, moved and deleted photos.
 
     Unchanged photos are skipped; moved ones keep their results; a missing or unmounted
     folder keeps its photos in the index.  Ctrl-C stops cleanly; run again to resume."""
+    import threading
+
+    from indexer.cluster import ClusterError
     from indexer.scan import Indexer
     from indexer.vision.emotion import ModelError
     from indexer.vision.faces import DetectorError
 
-    settings = app.settings.with_overrides(workers=workers, detector=detector)
+    settings = app.settings.with_overrides(workers=workers, detector=detector, cluster=cluster or None)
     roots = paths or settings.roots
     if not roots:
         raise MoodindexError("no folders given: `moodindex index PATH...` or set roots in the config file", 2)
-    indexer = Indexer(app.engine, settings, force=force)
+    stop = threading.Event()  # one for the scan and its executor: stopping one stops both
+    indexer = Indexer(app.engine, settings, force=force, stop=stop, executor=_cluster_executor(settings, stop))
     bar = _progress_bar(app)
     try:
         summary = indexer.scan(roots, on_progress=bar.update if bar else None)
@@ -55,6 +62,8 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
         raise MoodindexError("interrupted: finished photos are saved; run the same command to resume", 130) from None
     except (ModelError, DetectorError) as exc:
         raise MoodindexError.from_load_failure(exc) from exc
+    except ClusterError as exc:
+        raise MoodindexError(str(exc)) from None
     finally:
         if bar:
             bar.close()
@@ -68,6 +77,14 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
         click.echo(summary.line())
         if summary.failed or summary.problems:
             click.echo("see `moodindex errors` for the reasons", err=True)
+
+
+def _cluster_executor(settings, stop):  # noqa: ANN001, ANN202 - a DaskExecutor, or None: the local pool
+    if not settings.cluster:
+        return None
+    from indexer.cluster import DaskExecutor
+
+    return DaskExecutor(settings, stop, settings.cluster)
 
 
 class _Bar:
