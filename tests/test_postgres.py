@@ -119,3 +119,26 @@ def test_sqlite_only_settings_stay_on_sqlite(pg_url: str) -> None:
             assert conn.exec_driver_sql("SHOW transaction_isolation").scalar() == "read committed"
     finally:
         engine.dispose()
+
+
+def test_processes_opening_a_fresh_database_at_once_migrate_it_once(pg_url: str) -> None:
+    """Two index runs and a watcher started together on a new database: one migrates, the others
+    wait for it (an advisory lock), instead of failing on Alembic's half-made version table."""
+    import threading
+
+    barrier = threading.Barrier(6, timeout=30)
+    errors: list[BaseException] = []
+
+    def opener() -> None:
+        try:
+            barrier.wait()
+            open_db(pg_url).dispose()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors

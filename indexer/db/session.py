@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from indexer.db.location import POSTGRES_EXTRA_HINT, DbLocation, display, is_server, remember_secret, scrub
 
 BUSY_TIMEOUT_MS = 30_000
+MIGRATION_LOCK_KEY = 0x6D6F6F64  # "mood": the PostgreSQL advisory lock held while migrating
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,12 @@ def upgrade(engine: Engine) -> None:
         if MigrationContext.configure(conn).get_current_revision() == head:
             return
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # several processes opening a fresh database at once (two index runs and a watcher):
+            # one migrates, the others wait here and then find the schema at head
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
