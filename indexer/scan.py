@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from indexer.config import Settings
 from indexer.db import photos as repo
 from indexer.db.runs import record_run
-from indexer.db.session import session_scope
+from indexer.db.session import in_transaction
 from indexer.domain import STATUS_DELETED, STATUS_OK, STATUS_SKIPPED
 from indexer.executor import Executor, LocalExecutor
 from indexer.media.fingerprint import KnownPhoto, fingerprint_file
@@ -166,20 +166,13 @@ class Indexer:
         to_process.extend((p, root) for p, root, _ in upgrades)
         vanished = [r for p, r in known.items() if p not in found and r.status != STATUS_DELETED
                     and any(is_under(p, root, strict=True) for root in reachable)]
-        with session_scope(self.engine) as s:
-            candidates = repo.move_candidates(s, vanished)
-            for path in new_paths:
-                st, root = found[path]
-                source = self._match_move(path, st, candidates)
-                if source is None:
-                    to_process.append((path, root))
-                    continue
-                old = repo.repoint_moved(s, source.id, path, root, st.st_mtime_ns)
-                log.info("moved: %s -> %s", old, path)
-                summary.moved += 1
-                vanished = [v for v in vanished if v.id != source.id]
-            summary.deleted += repo.bury_ids(s, [v.id for v in vanished])
-            repo.forget_tombstones(s, datetime.now() - timedelta(days=TOMBSTONE_DAYS))
+        moves, unmatched, deleted = in_transaction(self.engine, lambda s: self._moves_and_deletions(
+            s, new_paths, found, vanished))
+        for old, path in moves:
+            log.info("moved: %s -> %s", old, path)
+        summary.moved += len(moves)
+        summary.deleted += deleted
+        to_process.extend(unmatched)
         if to_process:
             self._process(to_process, {p for p, r in known.items() if r.status != STATUS_DELETED}, edited,
                           summary, on_progress, upgrading)
@@ -191,6 +184,29 @@ class Indexer:
         if self._installed is False:
             self._installed = installed(self.settings)
         return self._installed is not None and is_older(row.detector, row.model_version, self._installed)
+
+    def _moves_and_deletions(self, s: Session, new_paths: list[str], found: dict[str, tuple[os.stat_result, str]],
+                             vanished: list) -> tuple[list[tuple[str, str]], list[tuple[str, str]], int]:
+        """In one transaction (re-run whole if the database asks): new files whose content matches a
+        vanished photo or a tombstone re-point its row; the other vanished photos are buried.
+        Returns the (old, new) moves, the (path, root) files still to analyse, and how many were buried."""
+        candidates = repo.move_candidates(s, vanished)
+        moves, unmatched = [], []
+        for path in new_paths:
+            st, root = found[path]
+            source = self._match_move(path, st, candidates)
+            if source is None:
+                unmatched.append((path, root))
+                continue
+            old = repo.repoint_moved(s, source.id, path, root, st.st_mtime_ns)
+            if old is None:
+                unmatched.append((path, root))
+                continue
+            moves.append((old, path))
+            vanished = [v for v in vanished if v.id != source.id]
+        deleted = repo.bury_ids(s, [v.id for v in vanished])
+        repo.forget_tombstones(s, datetime.now() - timedelta(days=TOMBSTONE_DAYS))
+        return moves, unmatched, deleted
 
     @staticmethod
     def _match_move(path: str, st: os.stat_result, candidates: dict[int, list]):  # noqa: ANN205

@@ -18,8 +18,8 @@ KEYS = ["path", "score", "emotion", "taken_at", "date_source", "faces", "person"
 
 
 @pytest.fixture()
-def rows(db_path: Path) -> Path:
-    engine = open_db(db_path)
+def rows(db_location: Path | str) -> Path:
+    engine = open_db(db_location)
     with session_scope(engine) as s:
         add_photo(s, "/lib/2019/rain.jpg", datetime(2019, 11, 2, 9, 0), [("sad", 0.93), ("neutral", 0.8)])
         add_photo(s, "/lib/2019/tears, and <b>.jpg", datetime(2019, 5, 1, 8, 30), [("sad", 0.71)], date_source="file")
@@ -27,7 +27,7 @@ def rows(db_path: Path) -> Path:
         add_photo(s, "/lib/2015/old.jpg", datetime(2015, 1, 1), [("sad", 0.51)])
         add_photo(s, "/lib/2021/landscape.jpg", datetime(2021, 6, 1), [])
     engine.dispose()
-    return db_path
+    return db_location
 
 
 def test_table_marks_estimated_dates(run_cli, rows) -> None:
@@ -134,13 +134,13 @@ def test_empty_result_counts_without_each_part_and_says_the_dates_are_file_times
                                                "or XMP date, and a copied file's time is when it was copied)")
 
 
-def test_empty_index_suggests_indexing(run_cli, db_path) -> None:
+def test_empty_index_suggests_indexing(run_cli, db_location) -> None:
     res = run_cli("query", "happy")
     assert res.exit_code == 0 and "run `moodindex index FOLDER` first" in res.stderr
 
 
-def test_newline_in_a_path_warns_to_use_null(run_cli, db_path) -> None:
-    engine = open_db(db_path)
+def test_newline_in_a_path_warns_to_use_null(run_cli, db_location) -> None:
+    engine = open_db(db_location)
     with session_scope(engine) as s:
         add_photo(s, "/lib/two\nlines.jpg", faces=[("fear", 0.8)])
     engine.dispose()
@@ -148,8 +148,8 @@ def test_newline_in_a_path_warns_to_use_null(run_cli, db_path) -> None:
     assert res.stdout == "/lib/two\nlines.jpg\n" and "--null" in res.stderr
 
 
-def test_hemisphere_option_and_environment(run_cli, db_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = open_db(db_path)
+def test_hemisphere_option_and_environment(run_cli, db_location, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = open_db(db_location)
     with session_scope(engine) as s:
         add_photo(s, "/lib/july.jpg", datetime(2021, 7, 10), [("happy", 0.9)])
         add_photo(s, "/lib/january.jpg", datetime(2022, 1, 10), [("happy", 0.9)])

@@ -33,7 +33,7 @@ class CameraFilter(Filter):
         return [f"camera {v!r}" for v in extra_values(query, self.name)]
 
     def conditions(self, query) -> list[ColumnElement[bool]]:  # noqa: ANN001
-        return [Photo.camera.like(f"%{v}%") for v in extra_values(query, self.name)]
+        return [Photo.camera.ilike(f"%{v}%") for v in extra_values(query, self.name)]
 
 
 @pytest.fixture()

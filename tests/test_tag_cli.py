@@ -18,7 +18,7 @@ HS = "XMP-lr:HierarchicalSubject"
 
 
 @pytest.fixture()
-def library(tmp_path: Path, engine, db_path: Path):  # noqa: ANN001, ANN201
+def library(tmp_path: Path, engine, db_location: Path | str):  # noqa: ANN001, ANN201
     need_exiftool()
     root = tmp_path / "Pictures"
     root.mkdir()
@@ -40,7 +40,7 @@ def library(tmp_path: Path, engine, db_path: Path):  # noqa: ANN001, ANN201
             add_photo(s, path, root, faces)
     (root / "broken.jpg.xmp").write_text("<x:xmpmeta>not closed")
     shutil.copy(DARKTABLE_SIDECAR, root / "happy.jpg.xmp")
-    return {"root": root, "db": db_path}
+    return {"root": root, "db": db_location}
 
 
 def run(db: Path, *args: str):  # noqa: ANN201

@@ -33,25 +33,33 @@ def register(group: click.Group) -> None:
 @detector_option()
 @no_upgrade_option()
 @text_json_option("Summary format.")
+@click.option("--cluster", "cluster", metavar="tcp://HOST:PORT", envvar="MOODINDEX_CLUSTER",
+              help="Analyse on this Dask cluster (workers need the photos at the same paths and the same "
+                   "model) [env MOODINDEX_CLUSTER; default: cluster setting, else this machine].")
 @click.pass_obj
 def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, force: bool, detector: str | None,
-              no_upgrade: bool, fmt: str) -> None:
+              no_upgrade: bool, fmt: str, cluster: str | None) -> None:
     """Index photo folders (or files): new, changed, moved and deleted photos.
 
     Unchanged photos are skipped, unless an older detector or model analysed them (after a
     `model fetch`/`model add`): those are re-analysed, newest first (--no-upgrade skips it);
     moved ones keep their results; a missing or unmounted folder keeps its photos in the
     index.  Ctrl-C stops cleanly; run again to resume."""
+    import threading
+
+    from indexer.cluster import ClusterError
     from indexer.scan import Indexer
     from indexer.vision.emotion import ModelError
     from indexer.vision.faces import DetectorError
 
-    settings = app.settings.with_overrides(workers=workers, detector=detector)
+    settings = app.settings.with_overrides(workers=workers, detector=detector, cluster=cluster or None)
     roots = paths or settings.roots
     if not roots:
         raise MoodindexError("no folders given: `moodindex index PATH...` or set roots in the config file", 2)
     _refuse_unknown_missing(app, paths)
-    indexer = Indexer(app.engine, settings, force=force, upgrade=not no_upgrade)
+    stop = threading.Event()  # one for the scan and its executor: stopping one stops both
+    indexer = Indexer(app.engine, settings, force=force, upgrade=not no_upgrade, stop=stop,
+                      executor=_cluster_executor(settings, stop))
     bar = _progress_bar(app)
     try:
         summary = indexer.scan(roots, on_progress=bar.update if bar else None)
@@ -59,6 +67,8 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
         raise MoodindexError("interrupted: finished photos are saved; run the same command to resume", 130) from None
     except (ModelError, DetectorError) as exc:
         raise MoodindexError.from_load_failure(exc) from exc
+    except ClusterError as exc:
+        raise MoodindexError(str(exc)) from None
     finally:
         if bar:
             bar.close()
@@ -110,6 +120,14 @@ def _refuse_unknown_missing(app: AppContext, paths: tuple[Path, ...]) -> None:
     unknown = [p for p in missing if p not in known]
     if unknown:
         raise MoodindexError("; ".join(f"{click.format_filename(p)}: no such file or folder" for p in unknown), 2)
+
+
+def _cluster_executor(settings, stop):  # noqa: ANN001, ANN202 - a DaskExecutor, or None: the local pool
+    if not settings.cluster:
+        return None
+    from indexer.cluster import DaskExecutor
+
+    return DaskExecutor(settings, stop, settings.cluster)
 
 
 class _Bar:
@@ -239,7 +257,9 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     from indexer.vision.faces import available_detectors
 
     data: dict = counts(app.engine)
-    data["db"] = str(app.settings.db)
+    from indexer.db.location import display
+
+    data["db"] = display(app.settings.db)
     best = available_detectors()[0]
     wanted = app.settings.detector
     data["detector"] = {"configured": wanted, "in_use": best if wanted == "auto" else wanted,
@@ -346,5 +366,7 @@ def db_group() -> None:
 @click.pass_obj
 def db_upgrade(app: AppContext) -> None:
     """Apply schema migrations (also done automatically on every open)."""
+    from indexer.db.location import display
+
     _ = app.engine
-    click.echo(f"{app.settings.db}: schema up to date")
+    click.echo(f"{display(app.settings.db)}: schema up to date")

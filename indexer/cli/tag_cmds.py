@@ -28,9 +28,10 @@ def _index_keeper(app: AppContext):  # noqa: ANN202 - tagging's on_rewritten hoo
     """Records a photo's new size, mtime and hash after its own metadata was rewritten, so the next
     scan does not re-run the models on it.  None without an index (`tag-file` needs none and must
     not create one)."""
+    from indexer.db.location import exists
     from indexer.db.photos import record_metadata_rewrite
 
-    if not app.settings.db.exists():
+    if not exists(app.settings.db):
         return None
     return lambda photo: record_metadata_rewrite(app.engine, photo)
 

@@ -113,7 +113,7 @@ def service_install(app: AppContext, user: bool, print_only: bool) -> None:
     if not config.exists():
         raise MoodindexError(f"{config}: config file not found (the service reads its roots from it)", 2)
     try:
-        text = unit_text(launcher(), config_file=config, db=Path(settings.db))
+        text = unit_text(launcher(), config_file=config, db=settings.db)
         if print_only:
             click.echo(text, nl=False)
             return

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from indexer.db.corrections import apply_corrections
 from indexer.db.models import Face, Photo
 from indexer.db.people import clear_regions, store_regions
-from indexer.db.session import session_scope
+from indexer.db.session import in_transaction
 from indexer.domain import CLASSES, STATUS_DELETED, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
 from indexer.media.fingerprint import fingerprint_file
 from indexer.paths import folder_prefix, normalise_path
@@ -70,10 +70,13 @@ def move_candidates(s: Session, vanished: Sequence[Row]) -> dict[int, list[Row]]
     return by_size
 
 
-def repoint_moved(s: Session, photo_id: int, path: str, root: str, mtime_ns: int) -> str:
-    """A vanished photo (or tombstone) found again at `path`: re-point its row; returns the old path."""
+def repoint_moved(s: Session, photo_id: int, path: str, root: str, mtime_ns: int) -> str | None:
+    """A vanished photo (or tombstone) found again at `path`: re-point its row; returns the old path,
+    or None when another writer removed the row meanwhile (then the file is analysed as new)."""
+    row = s.get(Photo, photo_id, with_for_update=True)
+    if row is None:
+        return None
     s.execute(delete(Photo).where(Photo.path == path, Photo.id != photo_id))
-    row = s.get(Photo, photo_id)
     old = row.path
     row.path, row.root, row.mtime_ns, row.status = path, root, mtime_ns, STATUS_OK
     return old
@@ -101,56 +104,67 @@ def forget_tombstones(s: Session, older_than: datetime) -> None:
 
 def move_path(engine: Engine, src: str, dest: str, dest_root: str) -> int:
     """A file or folder moved within the roots: re-point its rows; returns how many."""
-    with session_scope(engine) as s:
-        row = s.scalar(select(Photo).where(Photo.path == src))
+    def work(s: Session) -> int:
+        row = s.scalar(select(Photo).where(Photo.path == src).with_for_update())
         if row is not None:
             s.execute(delete(Photo).where(Photo.path == dest))
             row.path, row.root = dest, dest_root
             return 1
-        rows = s.scalars(select(Photo).where(under(Photo.path, src))).all()
+        rows = s.scalars(select(Photo).where(under(Photo.path, src)).order_by(Photo.path).with_for_update()).all()
         for r in rows:
             r.path, r.root = dest + r.path[len(src):], dest_root
         return len(rows)
 
+    return in_transaction(engine, work)
+
 
 def remove_path(engine: Engine, path: str) -> int:
     """A file or folder deleted: bury its photos; returns how many."""
-    with session_scope(engine) as s:
-        rows = s.scalars(select(Photo).where(or_(Photo.path == path, under(Photo.path, path)))).all()
-        return bury(s, rows)
+    return in_transaction(engine, lambda s: bury(s, s.scalars(
+        select(Photo).where(or_(Photo.path == path, under(Photo.path, path))).order_by(Photo.path)
+        .with_for_update()).all()))
 
 
 def store_results(engine: Engine, results: Sequence[Any], roots: dict[str, str]) -> None:
-    """One transaction for a batch of `pipeline.PhotoResult`s: every photo whole, or none of them."""
+    """One transaction for a batch of `pipeline.PhotoResult`s: every photo whole, or none of them.
+    Several writers may store the same photo at once (two `index` runs and a watcher on one server):
+    its row is locked while its faces are replaced, so the last writer's faces replace the first's
+    instead of adding to them; a row inserted meanwhile by another writer makes the database ask for
+    a retry, and the retry updates that row.  Photos are taken in path order, so two writers lock
+    rows in the same order."""
     now = datetime.now()
-    with session_scope(engine) as s:
-        for res in results:
-            row = s.scalar(select(Photo).where(Photo.path == res.path))
-            if res.pixels_unchanged:
-                if row is None:  # removed meanwhile (the watcher): the next scan sees a new file
-                    continue
-                for name in EXIF_FIELDS:
-                    setattr(row, name, getattr(res, name))
-                row.indexed_at = now
-                store_regions(s, row, res.regions)  # names added by a metadata edit: no model ran
+    in_transaction(engine, lambda s: _store(s, sorted(results, key=lambda r: r.path), roots, now))
+
+
+def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datetime) -> None:
+    """Store the batch in the open transaction `s` (re-run whole when the database asks)."""
+    for res in results:
+        row = s.scalar(select(Photo).where(Photo.path == res.path).with_for_update())
+        if res.pixels_unchanged:
+            if row is None:  # removed meanwhile (the watcher): the next scan sees a new file
                 continue
-            if row is None:
-                row = Photo(path=res.path, root=roots[res.path])
-                s.add(row)
-            else:
-                clear_regions(s, row)
-                s.execute(delete(Face).where(Face.photo_id == row.id))
-                row.faces = []
-            for name in RESULT_FIELDS:
+            for name in EXIF_FIELDS:
                 setattr(row, name, getattr(res, name))
             row.indexed_at = now
-            row.face_count = len(res.faces)
-            for i, f in enumerate(res.faces):
-                x, y, w, h = f.box
-                row.faces.append(Face(idx=i, x=x, y=y, w=w, h=h, confidence=f.confidence, emotion=f.emotion,
-                                      score=f.score, **dict(zip(CLASSES, f.scores, strict=True))))
-            apply_corrections(s, row)  # the user's word over the model's, before names are matched
-            store_regions(s, row, res.regions)
+            store_regions(s, row, res.regions)  # names added by a metadata edit: no model ran
+            continue
+        if row is None:
+            row = Photo(path=res.path, root=roots[res.path])
+            s.add(row)
+        else:
+            clear_regions(s, row)
+            s.execute(delete(Face).where(Face.photo_id == row.id))
+            row.faces = []
+        for name in RESULT_FIELDS:
+            setattr(row, name, getattr(res, name))
+        row.indexed_at = now
+        row.face_count = len(res.faces)
+        for i, f in enumerate(res.faces):
+            x, y, w, h = f.box
+            row.faces.append(Face(idx=i, x=x, y=y, w=w, h=h, confidence=f.confidence, emotion=f.emotion,
+                                  score=f.score, **dict(zip(CLASSES, f.scores, strict=True))))
+        apply_corrections(s, row)  # the user's word over the model's, before names are matched
+        store_regions(s, row, res.regions)
 
 
 def record_metadata_rewrite(engine: Engine, path: str | Path) -> bool:
@@ -162,9 +176,9 @@ def record_metadata_rewrite(engine: Engine, path: str | Path) -> bool:
         st, digest = os.stat(path), fingerprint_file(path)
     except OSError:
         return False
-    with session_scope(engine) as s:
-        s.execute(update(Photo).where(Photo.path == path)
-                  .values(size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest))
+    in_transaction(engine, lambda s: s.execute(update(Photo).where(Photo.path == path)
+                                               .values(size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                                       content_hash=digest)))
     return True
 
 

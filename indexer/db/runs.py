@@ -11,14 +11,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from indexer.db.models import Run
-from indexer.db.session import session_scope
+from indexer.db.session import in_transaction
 
 
 def record_run(engine: Engine, kind: str, roots: Sequence[object], summary: dict[str, Any], seconds: float) -> None:
     finished = datetime.now()
-    with session_scope(engine) as s:
-        s.add(Run(kind=kind, started_at=finished - timedelta(seconds=seconds), finished_at=finished,
-                  roots=json.dumps([str(r) for r in roots]), summary=json.dumps(summary)))
+    in_transaction(engine, lambda s: s.add(Run(
+        kind=kind, started_at=finished - timedelta(seconds=seconds), finished_at=finished,
+        roots=json.dumps([str(r) for r in roots]), summary=json.dumps(summary))))
 
 
 def last_run(s: Session) -> dict[str, Any] | None:

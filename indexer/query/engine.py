@@ -92,8 +92,10 @@ def date_select(query: Query, limit: int | None = 20, min_score: float | None = 
     conds = photo_conditions(query, exif_only)
     if threshold is not None:
         conds.append(exists().where(Face.photo_id == Photo.id, Face.score >= threshold))
-    # SQLite sorts NULL lowest, so DESC already puts undated photos last and can walk the index
-    stmt = select(Photo.id, null().label("score")).where(*conds).order_by(Photo.taken_at.desc(), Photo.path)
+    # undated photos last on every database: SQLite's DESC does so already (and still walks the index);
+    # PostgreSQL sorts NULL highest, so without NULLS LAST they would come first
+    stmt = (select(Photo.id, null().label("score")).where(*conds)
+            .order_by(Photo.taken_at.desc().nulls_last(), Photo.path))
     if limit is not None and limit > 0:
         stmt = stmt.limit(limit)
     return stmt

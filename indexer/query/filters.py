@@ -216,8 +216,9 @@ class PathFilter(Filter):
     def conditions(self, query: Query) -> list[ColumnElement[bool]]:
         from indexer.db.models import Photo
 
-        # LIKE is case-insensitive for ASCII in SQLite: "path:trips" finds .../Trips/...
-        return [Photo.path.like(f"%{_like_escape(p)}%", escape="\\") for p in query.paths]
+        # case-insensitive on every database: "path:trips" finds .../Trips/... (ILIKE on PostgreSQL,
+        # lower() LIKE lower() on SQLite, whose plain LIKE already ignores ASCII case)
+        return [Photo.path.ilike(f"%{_like_escape(p)}%", escape="\\") for p in query.paths]
 
     def without(self, query: Query) -> Query:
         return replace(query, paths=())
