@@ -2,15 +2,17 @@
 
 The TOML file (default `<user config dir>/moodindex/config.toml`) may hold:
 
-    db = "~/Pictures/.moodindex.db"
+    db = "~/Pictures/.moodindex.db"    # or "postgresql://user@host:5432/moodindex" ([postgres] extra)
     roots = ["~/Pictures"]
     detector = "auto"        # auto | yunet | haar
     workers = 2
     threads = 1              # LiteRT threads per worker
-    min_face = 40            # smallest face side, in displayed pixels, worth analysing
+    min_face = 32            # smallest face side worth analysing, in pixels of the photo as analysed
+                             # (decoded at ~1024 px on the long side): 32 there is ~130 px in 12 MP
     max_pixels = 200000000   # decompression-bomb guard: the only pixel limit, checked in every decoder
     max_file_bytes = 1073741824  # a photo file bigger than this (1 GiB) is skipped, never read
     tag_min_score = 0.6      # a face's top emotion makes a tag from this probability on
+    cluster = "tcp://scheduler:8786"   # run `index`'s analysis on this Dask cluster ([cluster] extra)
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from indexer.db.location import DbLocation, LocationError, parse_location
+from indexer.domain import DEFAULT_MIN_FACE, DEFAULT_TAG_MIN_SCORE, DETECTOR_CHOICES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,24 +64,35 @@ def default_config_file() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    db: Path = field(default_factory=default_db)
+    db: DbLocation = field(default_factory=default_db)  # a SQLite file, or a postgresql:// URL
     roots: tuple[Path, ...] = ()
     detector: str = "auto"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     threads: int = 1
-    min_face: int = 40
+    min_face: int = DEFAULT_MIN_FACE
     max_pixels: int = 200_000_000
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     model: Path | None = None
-    tag_min_score: float = 0.6
+    tag_min_score: float = DEFAULT_TAG_MIN_SCORE
+    cluster: str | None = None  # a Dask scheduler (tcp://HOST:PORT) that `index` runs the analysis on
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Apply CLI flags; None means "not given"."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+def parse_db(value: str | Path) -> DbLocation:
+    """A `db` value from the file, the environment or `--db`: a path or a server URL."""
+    try:
+        return parse_location(value)
+    except LocationError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def _coerce(name: str, value: Any) -> Any:
-    if name in ("db", "model"):
+    if name == "db":
+        return parse_db(str(value))
+    if name == "model":
         return Path(os.path.expanduser(str(value)))
     if name == "roots":
         if isinstance(value, str):
@@ -93,9 +109,13 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise ConfigError(f"tag_min_score must be a number from 0 to 1, got {value!r}")
         return float(value)
+    if name == "cluster":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"cluster must be a Dask scheduler address like tcp://HOST:8786, got {value!r}")
+        return value.strip()
     if name == "detector":
-        if value not in ("auto", "yunet", "haar"):
-            raise ConfigError(f"detector must be auto, yunet or haar, got {value!r}")
+        if value not in DETECTOR_CHOICES:
+            raise ConfigError(f"detector must be one of {', '.join(DETECTOR_CHOICES)}, got {value!r}")
     return value
 
 
@@ -119,7 +139,7 @@ def load_settings(config_file: Path | None = None, env: dict[str, str] | None = 
                 f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         values = {k: _coerce(k, v) for k, v in raw.items()}
-    for name in ("db", "detector", "model"):
+    for name in ("db", "detector", "model", "cluster"):
         if env.get(f"MOODINDEX_{name.upper()}"):
             values[name] = _coerce(name, env[f"MOODINDEX_{name.upper()}"])
     return Settings(**values)

@@ -9,26 +9,28 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from indexer.config import DEFAULT_MAX_FILE_BYTES
+from indexer.config import DEFAULT_MAX_FILE_BYTES, Settings
+from indexer.domain import CLASSES, DEFAULT_MIN_FACE, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
+from indexer.media.capture import capture_messages, library_stderr
+from indexer.media.dates import date_taken
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
 from indexer.media.fingerprint import KnownPhoto, fingerprint
+from indexer.media.regions import NamedRegion, named_regions
 from indexer.media.source import UnreadablePhoto, read_photo
-from indexer.vision.crop import CLASSES, FACE_MARGIN, FACE_MARGINS, crop_faces
+from indexer.vision.crop import FACE_MARGIN, FACE_MARGINS, crop_faces
 from indexer.vision.faces import Detection
 
 log = logging.getLogger(__name__)
 
-# Smallest face worth classifying, in analysis pixels: the model sees 48 px faces, and a
-# face much smaller than that has too few pixels for a trustworthy expression.
-MIN_FACE_ANALYSIS_PX = 32
+MIN_FACE_ANALYSIS_PX = DEFAULT_MIN_FACE  # the `min_face` setting's default (indexer.domain says why)
 # Detectors run on a smaller copy: a face worth classifying (>= 150 px in a 12 MP photo) is
 # still >= 30 px there, and detection cost falls with the square of the size.  Measured with
 # YuNet (cut-off 0.6) on the index benchmark's 60 photos of real scenes: 800 px finds 94.4 % of
@@ -62,11 +64,11 @@ class PhotoResult:
     path: str
     size: int
     mtime_ns: int
-    status: str                              # ok | error | skipped
+    status: str                              # STATUS_OK | STATUS_ERROR | STATUS_SKIPPED
     error: str | None = None
     content_hash: str | None = None
     taken_at: datetime | None = None
-    date_source: str | None = None           # exif | file
+    date_source: str | None = None           # exif | sidecar | xmp | file (media.dates)
     utc_offset_min: int | None = None
     camera: str | None = None
     width: int | None = None
@@ -78,10 +80,23 @@ class PhotoResult:
     # the file changed but not its pixels (a metadata edit): EXIF fields are new, the faces
     # found before still hold, and no model ran
     pixels_unchanged: bool = False
+    # what libraries printed while this file was read (libjpeg's "Corrupt JPEG data: ...", exifread,
+    # Pillow), and metadata we could not read (a malformed sidecar): short lines, never on the terminal
+    warnings: tuple[str, ...] = ()
+    # named face regions from the sidecar or the file's XMP (media.regions), in the displayed frame
+    regions: tuple[NamedRegion, ...] = ()
 
 
 class Analyzer:
-    """Holds the loaded detector and emotion model (one per process)."""
+    """Holds the loaded detector and emotion model (one per process).
+
+    Build it with `Analyzer.from_settings`: the one place where the settings that shape an
+    analysis (detector, model, threads, max_pixels, min_face, max_file_bytes) reach it."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Analyzer:
+        return cls(settings.detector, settings.model, settings.threads, settings.max_pixels, settings.min_face,
+                   max_file_bytes=settings.max_file_bytes)
 
     def __init__(self, detector_name: str = "auto", model_path: Path | None = None, threads: int = 1,
                  max_pixels: int = 200_000_000, min_face: int = MIN_FACE_ANALYSIS_PX,
@@ -98,46 +113,60 @@ class Analyzer:
     def analyze(self, path: str | Path, st: os.stat_result | None = None,
                 known: KnownPhoto | None = None) -> PhotoResult:
         """Analyse one file.  With `known` (the index's row for a file whose size or mtime
-        changed), a file whose pixels and orientation are the same is not decoded again."""
-        path = str(path)
+        changed), a file whose pixels and orientation are the same is not decoded again.
+        What libraries print meanwhile comes back in the result's `warnings`."""
+        with capture_messages() as messages:
+            result = self._analyze(str(path), st, known)
+        return replace(result, warnings=result.warnings + tuple(messages)) if messages else result
+
+    def _analyze(self, path: str, st: os.stat_result | None, known: KnownPhoto | None) -> PhotoResult:
         try:
             st = st or os.stat(path)
         except OSError as exc:
-            return PhotoResult(path, 0, 0, "error", f"cannot read file: {exc.strerror or exc}")
+            return PhotoResult(path, 0, 0, STATUS_ERROR, f"cannot read file: {exc.strerror or exc}")
         base = {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
         try:
             data = read_photo(path, self.max_file_bytes)
         except UnreadablePhoto as exc:
-            return PhotoResult(**base, status="skipped" if exc.skipped else "error", error=str(exc))
+            return PhotoResult(**base, status=STATUS_SKIPPED if exc.skipped else STATUS_ERROR, error=str(exc))
         base["content_hash"] = fingerprint(data)
         base["detector"] = self.detector.version
         base["model_version"] = self.model.model_id
         exif = read_exif(data)
-        if exif.taken_at is not None:
-            dates = {"taken_at": exif.taken_at, "date_source": "exif", "utc_offset_min": exif.utc_offset_min}
-        else:
-            dates = {"taken_at": datetime.fromtimestamp(st.st_mtime_ns / 1e9).replace(microsecond=0),
-                     "date_source": "file"}
-        base.update(dates, camera=exif.camera, orientation=exif.orientation)
+        date = date_taken(path, data, exif, st.st_mtime_ns)
+        base.update(taken_at=date.taken_at, date_source=date.source, utc_offset_min=date.utc_offset_min,
+                    camera=exif.camera, orientation=exif.orientation, warnings=date.notes)
         if known and (known.content_hash, known.orientation) == (base["content_hash"], exif.orientation):
-            return PhotoResult(**base, status="ok", pixels_unchanged=True)
+            shape = (known.width, known.height) if known.width and known.height else None
+            self._read_regions(base, path, data, exif.orientation, shape)
+            return PhotoResult(**base, status=STATUS_OK, pixels_unchanged=True)
         try:
-            decoded = decode(data, Path(path).suffix, exif.orientation, self.max_pixels)
+            with library_stderr():
+                decoded = decode(data, Path(path).suffix, exif.orientation, self.max_pixels)
         except MissingExtra as exc:
-            return PhotoResult(**base, status="skipped", error=str(exc))
+            return PhotoResult(**base, status=STATUS_SKIPPED, error=str(exc))
         except DecodeError as exc:
-            return PhotoResult(**base, status="error", error=str(exc))
+            return PhotoResult(**base, status=STATUS_ERROR, error=str(exc))
         except Exception as exc:  # a decoder bug must not stop the run either
             log.debug("decoder failure on %s", path, exc_info=True)
-            return PhotoResult(**base, status="error", error=f"cannot decode: {type(exc).__name__}: {exc}")
-        del data
+            return PhotoResult(**base, status=STATUS_ERROR, error=f"cannot decode: {type(exc).__name__}: {exc}")
         base.update(width=decoded.width, height=decoded.height)
+        self._read_regions(base, path, data, exif.orientation, (decoded.width, decoded.height))
+        del data
         try:
-            faces = self.faces_in(decoded.image, decoded.scale)
+            with library_stderr():
+                faces = self.faces_in(decoded.image, decoded.scale)
         except Exception as exc:  # a detector or model runtime failing on one picture: blame the picture
             log.debug("face analysis failure on %s", path, exc_info=True)
-            return PhotoResult(**base, status="error", error=f"face analysis failed: {type(exc).__name__}: {exc}")
-        return PhotoResult(**base, status="ok", faces=faces)
+            return PhotoResult(**base, status=STATUS_ERROR, error=f"face analysis failed: {type(exc).__name__}: {exc}")
+        return PhotoResult(**base, status=STATUS_OK, faces=faces)
+
+    @staticmethod
+    def _read_regions(base: dict, path: str, data: bytes, orientation: int | None,
+                      shape: tuple[int, int] | None) -> None:
+        """Names from the metadata: read on every path, the metadata-only edit included."""
+        regions, notes = named_regions(path, data, orientation, shape)
+        base.update(regions=regions, warnings=base.get("warnings", ()) + notes)
 
     def faces_in(self, image: np.ndarray, scale: float = 1.0) -> tuple[FaceResult, ...]:
         """Detect, crop the way the model was trained, classify in one batch."""

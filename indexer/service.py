@@ -80,10 +80,20 @@ def quote(word: str, executable: bool = False) -> str:
     return '"' + "".join(out) + '"'
 
 
-def unit_text(argv: list[str], config_file: Path, db: Path) -> str:
-    """The unit: `ARGV --config CONFIG --db DB watch`, roots read from CONFIG at every start."""
+def unit_text(argv: list[str], config_file: Path, db: Path | str) -> str:
+    """The unit: `ARGV --config CONFIG --db DB watch`, roots read from CONFIG at every start.
+    A server URL goes in as it is, but never one with a password: a unit file is no place for it
+    (libpq reads ~/.pgpass or PGPASSWORD instead)."""
     config = os.path.abspath(os.path.expanduser(str(config_file)))
-    database = os.path.abspath(os.path.expanduser(str(db)))
+    from indexer.db.location import is_server, secret_of
+
+    if is_server(db):
+        if secret_of(db):
+            raise ServiceError("the database URL holds a password, which a unit file would keep in plain "
+                               "text: drop it from the URL and put it in ~/.pgpass (libpq reads it there)")
+        database = str(db)
+    else:
+        database = os.path.abspath(os.path.expanduser(str(db)))
     command = [*argv, "--config", config, "--db", database, "watch"]
     try:
         first = quote(command[0], executable=True)

@@ -100,17 +100,35 @@ def _ignored(path: str, is_dir: bool, specs: list[tuple[str, pathspec.GitIgnoreS
     return False
 
 
+def _parts_below(path: str, root: str) -> list[str] | None:
+    """The components of `path` below `root`, [] for the root itself, None when outside it."""
+    rel = os.path.relpath(path, root)
+    if rel == ".":
+        return []
+    parts = rel.split(os.sep)
+    return None if parts[0] == ".." else parts
+
+
+def hidden_or_outside(path: str, root: str) -> bool:
+    """The cheap half of `excluded`: outside `root`, or a hidden file or folder on the way (no file reads)."""
+    parts = _parts_below(path, root)
+    return parts is None or any(p.startswith(".") for p in parts)
+
+
+def may_be_indexed(path: str, root: str) -> bool:
+    """A photo's name, below `root`, not hidden: what a file event must be to be worth waiting for
+    (`.moodignore` is checked by `excluded` when the file is due)."""
+    return is_photo_name(os.path.basename(path)) and not hidden_or_outside(path, root)
+
+
 def excluded(path: str, root: str, is_dir: bool = False) -> bool:
     """True when a walk of `root` would skip `path` (hidden, `.moodignore`d, or not below `root`).
 
     The watcher's check for one event path, so that live events and `index` agree on what is indexed;
     whether the name is a photo's is `is_photo_name`'s business."""
-    rel = os.path.relpath(path, root)
-    if rel == ".":
-        return False
-    parts = rel.split(os.sep)
-    if parts[0] == ".." or any(p.startswith(".") for p in parts):
+    if hidden_or_outside(path, root):
         return True
+    parts = _parts_below(path, root) or []
     problems = WalkProblems()
     specs: list = []
     directory = root

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 
 from indexer.config import Settings
 from indexer.media.fingerprint import KnownPhoto
@@ -28,9 +29,35 @@ def init_worker(settings: Settings) -> None:
     cv2.setNumThreads(1)  # one worker per core already: OpenCV's own threads would only contend
     from indexer.pipeline import Analyzer
 
-    _ANALYZER = Analyzer(settings.detector, settings.model, settings.threads, settings.max_pixels,
-                         max_file_bytes=settings.max_file_bytes)
+    _ANALYZER = Analyzer.from_settings(settings)
 
 
 def analyze_in_worker(path: str, known: KnownPhoto | None):  # noqa: ANN201 (PhotoResult: keep the import lazy)
     return _ANALYZER.analyze(path, known=known)
+
+
+# --- on a Dask worker (indexer.cluster): no initializer runs there, so each worker thread builds
+# its own Analyzer on first use (LiteRT interpreters are not shared between threads) and keeps it.
+_LOCAL = threading.local()
+
+
+def _cluster_analyzer(settings: Settings):  # noqa: ANN202 (Analyzer: keep the import lazy)
+    cache = getattr(_LOCAL, "analyzers", None)
+    if cache is None:
+        cache = _LOCAL.analyzers = {}
+    if settings not in cache:
+        from indexer.pipeline import Analyzer
+
+        logging.getLogger("indexer").setLevel(logging.ERROR)
+        cache[settings] = Analyzer.from_settings(settings)
+    return cache[settings]
+
+
+def analyzer_identity(settings: Settings) -> dict[str, str]:
+    """The model and detector this process would use for `settings` (compared before a cluster run)."""
+    analyzer = _cluster_analyzer(settings)
+    return {"model": str(analyzer.model.model_id), "detector": str(analyzer.detector.version)}
+
+
+def analyze_on_cluster(settings: Settings, path: str, known: KnownPhoto | None):  # noqa: ANN201
+    return _cluster_analyzer(settings).analyze(path, known=known)

@@ -14,15 +14,25 @@ import pytest
 from fixtures.tagkit import DARKTABLE_SIDECAR, make_photo, need_exiftool
 from test_darktable_plugin import FAKE, PLUGIN
 
+# How the test's luarc gets the plugin: a copy loaded from the repository with the program set in
+# the preferences, or what `moodindex plugins install darktable` wrote (its luarc line already
+# loaded the script, which runs the program whose path the installer wrote into it).
+LOAD_COPY = """
+  dt.preferences.write("moodindex", "executable", "file", os.getenv("FAKE_EXE"))
+  package.path = os.getenv("PLUGIN_DIR") .. "/?.lua;" .. package.path
+  local plugin = require "moodindex"
+"""
+LOAD_INSTALLED = """
+  local plugin = assert(package.loaded["contrib/moodindex"], "the installed luarc line did not load the plugin")
+"""
+
 LUARC = """
 local dt = require "darktable"
 local out = io.open(os.getenv("DT_OUT"), "w")
 local function say(...) out:write(table.concat({...}, "\\t"), "\\0"); out:flush() end
 local ok, err = pcall(function()
-  dt.preferences.write("moodindex", "executable", "file", os.getenv("FAKE_EXE"))
   dt.preferences.write("moodindex", "min_score", "float", 0.5)
-  package.path = os.getenv("PLUGIN_DIR") .. "/?.lua;" .. package.path
-  local plugin = require "moodindex"
+  LOAD_PLUGIN
   say("API", dt.configuration.api_version_string)
   local images = {}
   for path in io.open(os.getenv("DT_NAMES"), "rb"):read("a"):gmatch("([^%z]+)") do
@@ -48,7 +58,8 @@ out:close()
 
 
 @pytest.mark.slow
-def test_plugin_and_sidecars_in_real_darktable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["copy", "installed"])
+def test_plugin_and_sidecars_in_real_darktable(tmp_path: Path, how: str) -> None:
     if not (shutil.which("darktable") and shutil.which("xvfb-run")):
         pytest.skip("darktable and xvfb-run not installed (apt-get install darktable xvfb xauth)")
     need_exiftool()
@@ -65,14 +76,22 @@ def test_plugin_and_sidecars_in_real_darktable(tmp_path: Path) -> None:
         assert xmp.apply(et, merged, photos, ["surprise"]).status == xmp.WRITTEN
     names = tmp_path / "names"
     names.write_bytes(b"".join(str(p).encode() + b"\0" for p in (hostile, merged)))
-    fake = tmp_path / "moodindex"
+    fake = tmp_path / ("moodindex" if how == "copy" else "venv 'x' \"dq\" $(touch x)/bin/moodindex")
+    fake.parent.mkdir(parents=True, exist_ok=True)
     fake.write_text(FAKE)
     fake.chmod(0o755)
     matches = tmp_path / "matches"
     matches.write_bytes(str(hostile).encode() + b"\0")
     conf = tmp_path / "conf"
     conf.mkdir()
-    (conf / "luarc").write_text(LUARC)
+    if how == "copy":
+        (conf / "luarc").write_text(LUARC.replace("LOAD_PLUGIN", LOAD_COPY))
+    else:
+        from indexer.plugin_install import install_darktable
+
+        install_darktable(conf, fake)  # writes conf/lua/contrib/moodindex.lua and luarc's require line
+        with open(conf / "luarc", "a") as luarc:
+            luarc.write(LUARC.replace("LOAD_PLUGIN", LOAD_INSTALLED))
     out = tmp_path / "out"
     env = {**os.environ, "DT_OUT": str(out), "FAKE_EXE": str(fake), "PLUGIN_DIR": str(PLUGIN.parent),
            "DT_NAMES": str(names), "FAKE_LOG": str(tmp_path / "argv.log"), "FAKE_MATCHES": str(matches)}

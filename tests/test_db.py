@@ -18,7 +18,7 @@ def test_db_created_private_wal_and_migrated(db_path):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
     engine.dispose()
     open_db(db_path).dispose()  # reopening an up-to-date index is a no-op
 
@@ -34,3 +34,17 @@ def test_deleting_a_photo_cascades_to_faces(engine):
         conn.exec_driver_sql("DELETE FROM photos")
     with session_scope(engine) as s:
         assert s.scalars(select(Face)).all() == []
+
+
+def test_migrations_build_the_schema_the_models_describe(db_path):
+    """The Alembic migrations (which PostgreSQL runs too) and the ORM models agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from indexer.db.models import Base
+
+    engine = open_db(db_path)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []

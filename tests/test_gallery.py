@@ -119,6 +119,45 @@ def test_boxes_are_placed_in_displayed_pixels(engine, library) -> None:
     assert "aspect-ratio:900/1200" in html
 
 
+def _one_photo_page(engine, tmp_path: Path, faces, boxes, text: str) -> Dom:  # noqa: ANN001
+    path = write_photo(tmp_path / "edge.jpg", _upright(1600, 1200, 4))
+    with session_scope(engine) as s:
+        add_photo(s, str(path), datetime(2020, 1, 1), faces, boxes=boxes, width=1600, height=1200)
+    html, _ = render_gallery(_matches(engine, text), title="t")
+    return Dom(html)
+
+
+def _edges(style: str) -> dict[str, float]:
+    return {k: float(v.rstrip("%")) for k, v in (part.split(":") for part in style.split(";"))}
+
+
+def test_boxes_are_clipped_to_the_photo(engine, tmp_path: Path) -> None:
+    # a detector may return faces partly outside the frame: left, top, right and bottom edges
+    boxes = [(-100, 500, 300, 200), (700, -50, 200, 200), (1500, 400, 300, 200), (700, 1100, 200, 300)]
+    dom = _one_photo_page(engine, tmp_path, [("happy", 0.9)] * 4, boxes, "2020")
+    placed = [_edges(b["style"]) for b in dom.with_class("box")]
+    assert len(placed) == 4
+    for box in placed:
+        assert box["left"] >= 0 and box["top"] >= 0
+        assert box["left"] + box["width"] <= 100.0005 and box["top"] + box["height"] <= 100.0005
+    by_left = sorted(placed, key=lambda b: (b["left"], b["top"]))
+    assert by_left[0] == {"left": 0.0, "top": 41.667, "width": 12.5, "height": 16.667}  # 0..200 of 1600
+    assert by_left[-1] == {"left": 93.75, "top": 33.333, "width": 6.25, "height": 16.667}  # 1500..1600
+
+
+def test_card_shows_the_face_that_matched_first(engine, tmp_path: Path) -> None:
+    # the happy face is the last of four: it used to be folded away behind the sad and angry ones
+    faces = [("sad", 0.9), ("angry", 0.8), ("neutral", 0.7), ("happy", 0.85)]
+    dom = _one_photo_page(engine, tmp_path, faces, None, "happy")
+    headings = [t for t in dom.text if t.startswith("Face ")]
+    assert headings[0] == "Face 1: happy 85%"
+    assert dom.with_class("box")[0]["data-emotion"] == "happy"  # the box numbers follow the same order
+    assert dom.with_class("face")[0]["data-face"] == "1"
+    # for another emotion, that emotion's face leads
+    assert [t for t in Dom(render_gallery(_matches(engine, "angry"), title="t")[0]).text
+            if t.startswith("Face ")][0] == "Face 1: angry 80%"
+
+
 def test_thumbnails_are_upright_and_small(engine, library) -> None:
     html, _ = render_gallery(_matches(engine), title="t", thumb_px=320)
     images = {}

@@ -50,8 +50,8 @@ def _summary(result) -> dict:
     return json.loads(result.stdout)
 
 
-def _rows(db_path: Path) -> dict[str, Photo]:
-    engine = open_db(db_path)
+def _rows(db_location: Path | str) -> dict[str, Photo]:
+    engine = open_db(db_location)
     with Session(engine) as s:
         rows = {p.path: p for p in s.scalars(select(Photo))}
         for p in rows.values():
@@ -60,13 +60,13 @@ def _rows(db_path: Path) -> dict[str, Photo]:
     return rows
 
 
-def test_index_library_records_everything(run_cli, library, db_path):
+def test_index_library_records_everything(run_cli, library, db_location):
     summary = _summary(run_cli("index", library, "--workers", "1", "--format", "json"))
     assert summary["new"] == 4
     assert summary["failed"] == 3  # empty, text, truncated
     assert summary["faces"] >= 4
     assert any("loop.jpg" in p for p, _ in summary["problems"])
-    rows = _rows(db_path)
+    rows = _rows(db_location)
     assert not any("secret" in p or "exports" in p for p in rows)  # hidden and .moodignore'd
     party = rows[str(library / "2019" / "party.jpg")]
     assert party.status == "ok" and party.face_count == 2
@@ -85,12 +85,12 @@ def test_index_library_records_everything(run_cli, library, db_path):
     assert "truncated" in reasons["half.jpg"]
 
 
-def test_boxes_are_where_the_faces_are(run_cli, tmp_path, dev_faces_dir, db_path, yunet_installed):
+def test_boxes_are_where_the_faces_are(run_cli, tmp_path, dev_faces_dir, db_location, yunet_installed):
     faces = dev_faces(dev_faces_dir, "neutral", 3)
     img, truth = compose(faces, size=(4000, 3000), face_px=500, seed=5)
     path = write_photo(tmp_path / "lib" / "three.jpg", img)
     _summary(run_cli("index", path.parent, "--format", "json"))
-    got = [(f.x, f.y, f.w, f.h) for f in _rows(db_path)[str(path)].faces]
+    got = [(f.x, f.y, f.w, f.h) for f in _rows(db_location)[str(path)].faces]
     assert len(got) == 3
     for box in truth:
         assert max(iou(box, g) for g in got) > 0.5
@@ -108,21 +108,21 @@ def test_rerun_skips_unchanged_without_loading_models(run_cli, library, monkeypa
     assert summary["unchanged"] == 7
 
 
-def test_moved_and_renamed_files_keep_results(run_cli, library, db_path, monkeypatch):
+def test_moved_and_renamed_files_keep_results(run_cli, library, db_location, monkeypatch):
     _summary(run_cli("index", library, "--format", "json"))
-    before = _rows(db_path)[str(library / "2019" / "party.jpg")]
+    before = _rows(db_location)[str(library / "2019" / "party.jpg")]
     (library / "albums").mkdir()
     shutil.move(library / "2019" / "party.jpg", library / "albums" / "best party.jpg")
     monkeypatch.setattr("indexer.pipeline.Analyzer.__init__", lambda *a, **k: pytest.fail("moves run no model"))
     summary = _summary(run_cli("index", library, "--format", "json"))
     assert summary["moved"] == 1 and summary["deleted"] == 0 and summary["new"] == 0
-    rows = _rows(db_path)
+    rows = _rows(db_location)
     after = rows[str(library / "albums" / "best party.jpg")]
     assert after.id == before.id and after.face_count == 2
     assert str(library / "2019" / "party.jpg") not in rows
 
 
-def test_deleted_files_leave_the_index(run_cli, library, db_path):
+def test_deleted_files_leave_the_index(run_cli, library, db_location):
     _summary(run_cli("index", library, "--format", "json"))
     (library / "2019" / "rain.jpg").unlink()
     summary = _summary(run_cli("index", library, "--format", "json"))
@@ -132,7 +132,7 @@ def test_deleted_files_leave_the_index(run_cli, library, db_path):
     assert str(library / "2019" / "party.jpg") in listed
 
 
-def test_missing_root_never_empties_the_index(run_cli, library, db_path, tmp_path):
+def test_missing_root_never_empties_the_index(run_cli, library, db_location, tmp_path):
     _summary(run_cli("index", library, "--format", "json"))
     n = len(run_cli("list").stdout.splitlines())
     library.rename(tmp_path / "unplugged")
@@ -155,7 +155,7 @@ def test_changed_file_is_reanalysed_and_force_redoes_all(run_cli, library):
     assert summary["changed"] + summary["failed"] == 7
 
 
-def test_a_detector_failure_is_that_photo_s_error(run_cli, library, db_path, monkeypatch):
+def test_a_detector_failure_is_that_photo_s_error(run_cli, library, db_location, monkeypatch):
     """A runtime error inside detection or the model (ONNX Runtime, LiteRT) fails one photo, not the run."""
     real_analyze, real_faces_in = Analyzer.analyze, Analyzer.faces_in
 
@@ -171,19 +171,19 @@ def test_a_detector_failure_is_that_photo_s_error(run_cli, library, db_path, mon
     monkeypatch.setattr(Analyzer, "analyze", analyze)
     monkeypatch.setattr(Analyzer, "faces_in", faces_in)
     summary = _summary(run_cli("index", library, "--workers", "1", "--format", "json"))  # exit 0
-    rows = {Path(p).name: r for p, r in _rows(db_path).items()}
+    rows = {Path(p).name: r for p, r in _rows(db_location).items()}
     assert rows["rain.jpg"].status == "error"
     assert rows["rain.jpg"].error == "face analysis failed: RuntimeError: onnxruntime: bad allocation"
     assert rows["party.jpg"].status == "ok" and rows["party.jpg"].face_count == 2  # the run went on
     assert summary["failed"] == 4  # rain.jpg and the three broken files
 
 
-def test_two_worker_processes(run_cli, library, db_path):
+def test_two_worker_processes(run_cli, library, db_location):
     summary = _summary(run_cli("index", library, "--workers", "2", "--format", "json"))
     assert summary["new"] == 4 and summary["failed"] == 3
 
 
-def test_interrupted_run_resumes(run_cli, library, db_path, monkeypatch):
+def test_interrupted_run_resumes(run_cli, library, db_location, monkeypatch):
     import indexer.scan as scan
 
     calls = {"n": 0}
@@ -199,34 +199,34 @@ def test_interrupted_run_resumes(run_cli, library, db_path, monkeypatch):
     result = run_cli("index", library, "--workers", "1")
     assert result.exit_code == 130 and "resume" in result.stderr
     monkeypatch.setattr(scan.Indexer, "_store", real_store)
-    done_before = len(_rows(db_path))
+    done_before = len(_rows(db_location))
     assert 0 < done_before < 7
     summary = _summary(run_cli("index", library, "--format", "json"))
     assert summary["unchanged"] == done_before
     assert summary["new"] + summary["failed"] == 7 - done_before
 
 
-def test_a_photo_is_stored_whole_or_not_at_all(run_cli, library, db_path, monkeypatch):
-    import indexer.scan as scan
+def test_a_photo_is_stored_whole_or_not_at_all(run_cli, library, db_location, monkeypatch):
+    import indexer.db.photos as repo
 
-    real_face = scan.Face
+    real_face = repo.Face
 
     def exploding_face(**kw):
         if kw["idx"] == 1:
             raise RuntimeError("disk full")
         return real_face(**kw)
 
-    monkeypatch.setattr(scan, "Face", exploding_face)
+    monkeypatch.setattr(repo, "Face", exploding_face)
     result = run_cli("index", library / "2019", "--workers", "1")
     assert result.exit_code == 1 and "internal error" in result.stderr
-    engine = open_db(db_path)
+    engine = open_db(db_location)
     with Session(engine) as s:
         assert s.scalar(select(func.count()).select_from(Photo)) == 0
         assert s.scalar(select(func.count()).select_from(Face)) == 0
     engine.dispose()
 
 
-def test_show_status_errors_list(run_cli, library, db_path):
+def test_show_status_errors_list(run_cli, library, db_location):
     _summary(run_cli("index", library, "--format", "json"))
     shown = json.loads(run_cli("show", library / "2019" / "party.jpg", "--format", "json").stdout)
     assert shown["faces"] == 2 and len(shown["face_details"]) == 2 and shown["date_source"] == "exif"
@@ -245,16 +245,50 @@ def test_show_status_errors_list(run_cli, library, db_path):
     assert len(listed) == 4 and all(item["status"] == "ok" for item in listed)
 
 
-def test_classify_does_not_touch_the_index(run_cli, library, db_path):
-    result = run_cli("classify", library / "2019" / "party.jpg", library / "bad" / "notes.jpg",
-                     library / "nope.jpg", "--format", "json")
-    assert result.exit_code == 0
+def test_classify_does_not_touch_the_index(run_cli, library, db_location):
+    result = run_cli("classify", library / "2019" / "party.jpg", library / "bad" / "notes.jpg", "--format", "json")
+    assert result.exit_code == 1  # one file failed: the output still lists both
     out = json.loads(result.stdout)
     assert len(out[0]["faces"]) == 2 and out[0]["error"] is None
     face = out[0]["faces"][0]
     assert set(face) >= {"box", "confidence", "emotion", "scores"} and len(face["scores"]) == 7
-    assert "not an image" in out[1]["error"] and out[2]["error"] == "no such file"
-    assert not db_path.exists()
+    assert "not an image" in out[1]["error"]
+    assert run_cli("classify", library / "2019" / "party.jpg").exit_code == 0
+    assert not _index_exists(db_location)
+
+
+def _index_exists(location: Path | str) -> bool:
+    """The SQLite file, or any table in the test's PostgreSQL schema."""
+    if isinstance(location, Path):
+        return location.exists()
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+
+    engine = create_engine(make_url(location).set(drivername="postgresql+psycopg"))
+    try:
+        return bool(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_a_path_argument_that_does_not_exist_is_a_usage_error(run_cli, library, db_path, tmp_path):
+    missing = run_cli("classify", library / "2019" / "party.jpg", library / "nope.jpg")
+    assert missing.exit_code == 2 and "nope.jpg" in missing.stderr and "does not exist" in missing.stderr
+    typo = run_cli("index", tmp_path / "nonexistent")
+    assert typo.exit_code == 2 and typo.stderr == f"moodindex: {tmp_path / 'nonexistent'}: no such file or folder\n"
+    assert not db_path.exists()  # refused before anything was opened
+    # a root the index knows is an unplugged drive, not a typo: its rows are kept and the run completes
+    _summary(run_cli("index", library, "--format", "json"))
+    library.rename(tmp_path / "unplugged")
+    gone = run_cli("index", library)
+    assert gone.exit_code == 0 and "kept, not scanned" in gone.stderr
+    assert run_cli("index", library / "2019" / "party.jpg").exit_code == 0  # a known file too
+
+
+def test_index_with_failed_files_completes_and_points_to_errors(run_cli, library):
+    result = run_cli("index", library)
+    assert result.exit_code == 0
+    assert "see `moodindex errors` for the reasons" in result.stderr
 
 
 def test_usage_errors_are_one_line(run_cli, tmp_path):
@@ -265,14 +299,14 @@ def test_usage_errors_are_one_line(run_cli, tmp_path):
     assert result.exit_code == 2 and "detector must be" in result.stderr and "Traceback" not in result.output
 
 
-def test_haar_works_with_zero_downloads(run_cli, tmp_path, dev_faces_dir, db_path):
+def test_haar_works_with_zero_downloads(run_cli, tmp_path, dev_faces_dir, db_location):
     faces = dev_faces(dev_faces_dir, "happy", 1)
     img, truth = compose(faces, size=(2400, 1800), face_px=600, seed=7)
     path = write_photo(tmp_path / "lib" / "one.jpg", img)
     status = json.loads(run_cli("status", "--format", "json").stdout)
-    assert status["detector"]["in_use"] == "haar" and "models fetch yunet" in status["detector"]["hint"]
+    assert status["detector"]["in_use"] == "haar" and "model fetch yunet" in status["detector"]["hint"]
     _summary(run_cli("index", path.parent, "--format", "json"))
-    row = _rows(db_path)[str(path)]
+    row = _rows(db_location)[str(path)]
     assert row.detector.startswith("haar") and row.face_count >= 1  # Haar may add a false face
     assert max(iou(truth[0], (f.x, f.y, f.w, f.h)) for f in row.faces) > 0.5
 
@@ -283,19 +317,19 @@ def _exiftool(*args: str) -> None:
     subprocess.run([need_exiftool(), "-q", "-overwrite_original", *args], check=True)
 
 
-def test_metadata_edit_keeps_faces_and_reads_the_new_date(run_cli, library, db_path, monkeypatch):
+def test_metadata_edit_keeps_faces_and_reads_the_new_date(run_cli, library, db_location, monkeypatch):
     """digiKam or exiftool writing into a JPEG or PNG changes its bytes, not its pixels: no model runs."""
     party, beach = library / "2019" / "party.jpg", library / "2021" / "beach.png"
     _summary(run_cli("index", library, "--format", "json"))
-    before, beach_before = _rows(db_path)[str(party)], _rows(db_path)[str(beach)]
+    before, beach_before = _rows(db_location)[str(party)], _rows(db_location)[str(beach)]
     _exiftool("-XMP-digiKam:TagsList=People/Friends", "-DateTimeOriginal=2019:07:15 10:00:00", str(party))
     _exiftool("-XMP-dc:Subject=Beach", str(beach))
     monkeypatch.setattr("indexer.pipeline.Analyzer.faces_in", lambda *a, **k: pytest.fail("pixels did not change"))
     summary = _summary(run_cli("index", library, "--format", "json"))
     assert summary["changed"] == summary["metadata_only"] == 2 and summary["failed"] == 0
-    beach_after = _rows(db_path)[str(beach)]
+    beach_after = _rows(db_location)[str(beach)]
     assert beach_after.size == beach.stat().st_size and beach_after.face_count == beach_before.face_count >= 1
-    after = _rows(db_path)[str(party)]
+    after = _rows(db_location)[str(party)]
     assert after.taken_at == datetime(2019, 7, 15, 10, 0, 0)
     assert (after.size, after.mtime_ns) == (party.stat().st_size, party.stat().st_mtime_ns)
     assert [(f.x, f.y, f.w, f.h, f.emotion) for f in after.faces] == \
@@ -303,16 +337,16 @@ def test_metadata_edit_keeps_faces_and_reads_the_new_date(run_cli, library, db_p
     assert after.content_hash == before.content_hash and after.model_version == before.model_version
 
 
-def test_new_orientation_or_pixels_rerun_the_models(run_cli, library, db_path):
+def test_new_orientation_or_pixels_rerun_the_models(run_cli, library, db_location):
     party, rain = library / "2019" / "party.jpg", library / "2019" / "rain.jpg"
     _summary(run_cli("index", library, "--format", "json"))
-    before = _rows(db_path)
+    before = _rows(db_location)
     _exiftool("-Orientation#=6", str(party))  # turned by metadata: boxes move
     data = bytearray(rain.read_bytes())
     data[-200] ^= 0xFF  # one byte of the scan: other pixels
     rain.write_bytes(bytes(data))
     summary = _summary(run_cli("index", library, "--format", "json"))
     assert summary["changed"] == 2 and summary["metadata_only"] == 0
-    after = _rows(db_path)
+    after = _rows(db_location)
     assert (after[str(party)].width, after[str(party)].height) == (1800, 2400)  # analysed upright again
     assert after[str(rain)].content_hash != before[str(rain)].content_hash

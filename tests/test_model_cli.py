@@ -62,7 +62,7 @@ def test_eval_500_validation_faces(fer_val: Path) -> None:
     # the sample covers every class (the file is sorted by class: --limit must not take the head)
     assert all(r["per_class"][c]["support"] > 0 for c in CLASSES)
     assert r["per_class"]["happy"]["recall"] > 0.7
-    assert 0 < r["ms_per_face"] < 50
+    assert r["ms_per_face"] > 0  # speed is measured by benchmarks/model_cost.py, not asserted in a unit test
 
 
 def test_eval_text_report(tmp_path: Path, fer_val: Path) -> None:

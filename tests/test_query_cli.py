@@ -14,12 +14,12 @@ import pytest
 from indexer.db.session import open_db, session_scope
 from tests.factories import add_photo
 
-KEYS = ["path", "score", "emotion", "taken_at", "date_source", "faces"]
+KEYS = ["path", "score", "emotion", "taken_at", "date_source", "faces", "person", "people"]
 
 
 @pytest.fixture()
-def rows(db_path: Path) -> Path:
-    engine = open_db(db_path)
+def rows(db_location: Path | str) -> Path:
+    engine = open_db(db_location)
     with session_scope(engine) as s:
         add_photo(s, "/lib/2019/rain.jpg", datetime(2019, 11, 2, 9, 0), [("sad", 0.93), ("neutral", 0.8)])
         add_photo(s, "/lib/2019/tears, and <b>.jpg", datetime(2019, 5, 1, 8, 30), [("sad", 0.71)], date_source="file")
@@ -27,7 +27,7 @@ def rows(db_path: Path) -> Path:
         add_photo(s, "/lib/2015/old.jpg", datetime(2015, 1, 1), [("sad", 0.51)])
         add_photo(s, "/lib/2021/landscape.jpg", datetime(2021, 6, 1), [])
     engine.dispose()
-    return db_path
+    return db_location
 
 
 def test_table_marks_estimated_dates(run_cli, rows) -> None:
@@ -48,7 +48,8 @@ def test_json_has_exactly_the_documented_keys(run_cli, rows) -> None:
     data = json.loads(res.stdout)
     assert [list(d) for d in data] == [KEYS] * 3
     assert data[0] == {"path": "/lib/2019/rain.jpg", "score": 0.93, "emotion": "sad",
-                       "taken_at": "2019-11-02T09:00:00", "date_source": "exif", "faces": 2}
+                       "taken_at": "2019-11-02T09:00:00", "date_source": "exif", "faces": 2,
+                       "person": None, "people": []}
     assert data[1]["date_source"] == "file" and data[1]["path"] == "/lib/2019/tears, and <b>.jpg"
     assert [d["score"] for d in data] == sorted((d["score"] for d in data), reverse=True)
 
@@ -66,7 +67,7 @@ def test_paths_one_per_line_with_notes_on_stderr(run_cli, rows) -> None:
     res = run_cli("query", "--format", "paths", "sad")
     assert res.exit_code == 0
     assert res.stdout.splitlines() == ["/lib/2019/rain.jpg", "/lib/2019/tears, and <b>.jpg", "/lib/2015/old.jpg"]
-    assert "1 of these photos have dates estimated" in res.stderr
+    assert "1 of these photos has a date estimated" in res.stderr  # not "have"
     nul = run_cli("query", "--format", "paths", "-0", "sad", "--exif-only")
     assert nul.stdout == "/lib/2019/rain.jpg\0/lib/2015/old.jpg\0" and nul.stderr == ""
 
@@ -101,16 +102,45 @@ def test_empty_result_says_so_on_stderr_and_exits_0(run_cli, rows, fmt: str, std
     res = run_cli("query", "--format", fmt, "angry", "in", "2019")
     assert res.exit_code == 0
     assert res.stdout == stdout
-    assert res.stderr == "moodindex: no photos match: angry, 2019-01-01..2019-12-31\n"
+    assert res.stderr == (
+        "moodindex: no photos match: angry, 2019-01-01..2019-12-31\n"
+        "moodindex:   without angry: 2 photos match (1 of them is dated by file time: no EXIF or XMP date, "
+        "and a copied file's time is when it was copied)\n"
+        "moodindex:   without 2019-01-01..2019-12-31: no photos match either\n")
 
 
-def test_empty_index_suggests_indexing(run_cli, db_path) -> None:
+def test_empty_result_counts_without_each_part_and_says_the_dates_are_file_times(run_cli, db_path: Path) -> None:
+    """The first-hour case: photos copied today, asked for last summer."""
+    engine = open_db(db_path)
+    with session_scope(engine) as s:
+        for i in range(3):
+            add_photo(s, f"/copied/smile{i}.jpg", datetime.now(), [("happy", 0.9)], date_source="file")
+        add_photo(s, "/copied/cry.jpg", datetime(2019, 7, 1), [("sad", 0.6)], date_source="exif")
+    engine.dispose()
+    res = run_cli("query", "the", "20", "happiest", "pictures", "of", "last", "summer", "path:copied",
+                  "--exif-only", "--min-score", "0.5")
+    assert res.exit_code == 0 and res.stdout == ""
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith("moodindex: no photos with EXIF dates match: happy, ") and ", top 20" in lines[0]
+    assert lines[1] == "moodindex:   without happy: no photos match either"
+    assert lines[2].startswith("moodindex:   without 20") and lines[2].endswith(": no photos match either")
+    assert lines[3] == "moodindex:   without path contains 'copied': no photos match either"
+    assert lines[4] == "moodindex:   without --min-score 0.5: no photos match either"
+    assert lines[5].startswith("moodindex:   without --exif-only: no photos match either")
+    assert len(lines) == 6
+    res = run_cli("query", "happy", "last", "summer")
+    assert res.exit_code == 0
+    assert res.stderr.splitlines()[2].endswith(": 3 photos match (all of them are dated by file time: no EXIF "
+                                               "or XMP date, and a copied file's time is when it was copied)")
+
+
+def test_empty_index_suggests_indexing(run_cli, db_location) -> None:
     res = run_cli("query", "happy")
     assert res.exit_code == 0 and "run `moodindex index FOLDER` first" in res.stderr
 
 
-def test_newline_in_a_path_warns_to_use_null(run_cli, db_path) -> None:
-    engine = open_db(db_path)
+def test_newline_in_a_path_warns_to_use_null(run_cli, db_location) -> None:
+    engine = open_db(db_location)
     with session_scope(engine) as s:
         add_photo(s, "/lib/two\nlines.jpg", faces=[("fear", 0.8)])
     engine.dispose()
@@ -118,8 +148,8 @@ def test_newline_in_a_path_warns_to_use_null(run_cli, db_path) -> None:
     assert res.stdout == "/lib/two\nlines.jpg\n" and "--null" in res.stderr
 
 
-def test_hemisphere_option_and_environment(run_cli, db_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = open_db(db_path)
+def test_hemisphere_option_and_environment(run_cli, db_location, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = open_db(db_location)
     with session_scope(engine) as s:
         add_photo(s, "/lib/july.jpg", datetime(2021, 7, 10), [("happy", 0.9)])
         add_photo(s, "/lib/january.jpg", datetime(2022, 1, 10), [("happy", 0.9)])
@@ -215,3 +245,17 @@ def test_query_a_real_indexed_library(run_cli, tmp_path: Path, dev_faces_dir: Pa
                 assert got[name]["emotion"] == emotion
             else:
                 assert name not in got
+
+
+def test_the_querys_own_count_replaces_the_default_limit(run_cli, db_path: Path) -> None:
+    engine = open_db(db_path)
+    with session_scope(engine) as s:
+        for i in range(30):
+            add_photo(s, f"/lib/smile{i:02d}.jpg", datetime(2020, 1, 1 + i % 28), [("happy", 0.5 + i / 100)])
+    engine.dispose()
+    res = run_cli("query", "--format", "paths", "the", "25", "happiest", "pictures")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[:2] == ["/lib/smile29.jpg", "/lib/smile28.jpg"]
+    assert len(res.stdout.splitlines()) == 25                       # more than the default 20
+    assert len(run_cli("query", "--format", "paths", "happy").stdout.splitlines()) == 20
+    assert len(run_cli("query", "--format", "paths", "-n", "4", "top", "25", "happy").stdout.splitlines()) == 4

@@ -165,3 +165,14 @@ def test_both_ranking_paths_agree_on_a_larger_library(engine, monkeypatch: pytes
     assert few == streamed == without_faces
     assert all(len(v) > 0 for v in few.values())
     assert run(engine, "sad", load_faces=False)[0].face is None
+
+
+def test_a_count_in_the_query_ranks_by_that_emotion_and_cuts(engine, mode) -> None:
+    with session_scope(engine) as s:
+        for i in range(8):
+            add_photo(s, f"/lib/smile{i}.jpg", faces=[("happy", 0.5 + i / 20)])
+        add_photo(s, "/lib/cry.jpg", faces=[("sad", 0.99)])
+    assert paths(run(engine, "the 3 happiest pictures")) == ["/lib/smile7.jpg", "/lib/smile6.jpg", "/lib/smile5.jpg"]
+    assert len(run(engine, "top 5 happy", limit=2)) == 2        # the smaller of --limit and the count
+    assert len(run(engine, "top 5 happy", limit=None)) == 5     # --limit 0 (all) still cut at the count
+    assert paths(run(engine, "saddest")) == ["/lib/cry.jpg"]

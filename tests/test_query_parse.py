@@ -90,6 +90,25 @@ GOOD = [
     ("sad portraits", None, {"emotions": ("sad",), "min_faces": 1, "max_faces": 1}),
     ("happy 2+ people", None, {"emotions": ("happy",), "min_faces": 2, "max_faces": None}),
     ("couple", None, {"min_faces": 2, "max_faces": 2}),
+    # counts and superlatives: the emotion ranks, the count cuts
+    ("the 20 happiest pictures of last summer", None,
+     {"emotions": ("happy",), "top": 20, "start": d(2023, 6), "end": d(2023, 9)}),
+    ("the 5 saddest photos", None, {"emotions": ("sad",), "top": 5}),
+    ("top 10 surprised", None, {"emotions": ("surprise",), "top": 10}),
+    ("most fearful", None, {"emotions": ("fear",), "top": None}),
+    ("angriest portraits in 2019", None,
+     {"emotions": ("angry",), "top": None, "min_faces": 1, "max_faces": 1, "start": d(2019, 1), "end": d(2020, 1)}),
+    ("the 3 most disgusted", None, {"emotions": ("disgust",), "top": 3}),
+    ("top 7 calmest", None, {"emotions": ("neutral",), "top": 7}),
+    ("5 most happy photos", None, {"emotions": ("happy",), "top": 5}),
+    ("the ten saddest", None, {"emotions": ("sad",), "top": 10}),
+    ("top five most fearful pictures", None, {"emotions": ("fear",), "top": 5}),
+    ("top 1000 angry", None, {"emotions": ("angry",), "top": 1000}),
+    ("20 photos from 2019", None, {"emotions": (), "top": 20, "start": d(2019, 1), "end": d(2020, 1)}),
+    ("happiest 2019", None, {"emotions": ("happy",), "top": None, "start": d(2019, 1), "end": d(2020, 1)}),
+    ("top:15 sad", None, {"emotions": ("sad",), "top": 15}),
+    ("top 10 happy top:3", None, {"top": 3}),  # the smaller count wins
+    ("3 faces", None, {"top": None, "min_faces": 3, "max_faces": 3}),  # still a face count
 ]
 
 
@@ -130,6 +149,9 @@ BAD = [
     ("score:1.5", ["between 0 and 1"]),
     ("path:", ["needs a value", "path:Trips"]),
     ("last 0 days", ["at least 1"]),
+    ("top 0 happy", ["top 0", "at least 1"]),
+    ("top:many", ["top:many", "top:10"]),
+    ("least happy", ["'least'"]),  # would be a reversed ranking: not silently a "most"
 ]
 
 

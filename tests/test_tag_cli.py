@@ -18,7 +18,7 @@ HS = "XMP-lr:HierarchicalSubject"
 
 
 @pytest.fixture()
-def library(tmp_path: Path, engine, db_path: Path):  # noqa: ANN001, ANN201
+def library(tmp_path: Path, engine, db_location: Path | str):  # noqa: ANN001, ANN201
     need_exiftool()
     root = tmp_path / "Pictures"
     root.mkdir()
@@ -40,7 +40,7 @@ def library(tmp_path: Path, engine, db_path: Path):  # noqa: ANN001, ANN201
             add_photo(s, path, root, faces)
     (root / "broken.jpg.xmp").write_text("<x:xmpmeta>not closed")
     shutil.copy(DARKTABLE_SIDECAR, root / "happy.jpg.xmp")
-    return {"root": root, "db": db_path}
+    return {"root": root, "db": db_location}
 
 
 def run(db: Path, *args: str):  # noqa: ANN201
@@ -111,3 +111,27 @@ def test_dry_run_and_query(library: dict) -> None:
 def test_bad_prefix_is_a_usage_error(library: dict, prefix: str) -> None:
     res = run(library["db"], "tag", "--prefix", prefix)
     assert res.exit_code == 2 and "must not contain" in res.output
+
+
+def test_in_file_says_where_the_tags_went_and_query_takes_several_words(library: dict) -> None:
+    root = library["root"]
+    res = run(library["db"], "tag", "--in-file", "path:nef", "surprised", "photos")  # several QUERY words
+    assert res.exit_code == 0, res.output
+    assert "tag (sidecar: these formats are not rewritten in place): 1 written" in res.output
+    assert "(in-file)" not in res.output
+    assert hs(root / "IMG_1.nef.xmp") == ["Emotion|Surprise"] and not (root / "happy.jpg.xmp.tmp").exists()
+    mixed = run(library["db"], "tag", "--in-file", "--prefix", "Mood", "--min-score", "0.5")
+    assert "tag (in-file, 1 as sidecars):" in mixed.output  # the NEF's sidecar beside the rewritten files
+    res = run(library["db"], "untag", "path:nef", "surprised")
+    assert res.exit_code == 0, res.output
+    assert not (root / "IMG_1.nef.xmp").exists()
+    assert hs(root / "two.png") == ["places|beach", "Mood|Sad"]  # not matched by the untag query
+
+
+def test_a_damaged_index_is_one_line_without_sqlalchemys_link(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"\x7fnot a database at all" * 300)
+    res = run(junk, "status")
+    assert res.exit_code == 1
+    assert res.output.strip() == f"moodindex: cannot open the index at {junk}: file is not a database"
+    assert "Background on this error" not in res.output and "sqlalche.me" not in res.output

@@ -21,7 +21,7 @@ from indexer.config import Settings
 from indexer.db.models import Face, Photo, Run
 from indexer.pipeline import Analyzer
 from indexer.scan import Indexer
-from indexer.watch import Watcher, WatchOptions, _coalesce
+from indexer.watch import Watcher, WatchOptions
 from tests.polling import wait_for as poll
 
 DEADLINE = 30.0
@@ -64,12 +64,12 @@ def analysed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture()
-def start(engine, db_path: Path, analysed: list[str]):  # noqa: ANN001, ANN201
+def start(engine, db_location: Path | str, analysed: list[str]):  # noqa: ANN001, ANN201
     """start(roots, **options) -> a Watcher running in a thread, stopped (and checked) at teardown."""
     running: list[tuple[Watcher, threading.Thread]] = []
 
     def _start(roots: list[Path], observer_factory=None, **options) -> Watcher:  # noqa: ANN001
-        settings = Settings(db=db_path, workers=1, detector="haar")
+        settings = Settings(db=db_location, workers=1, detector="haar")
         opts = WatchOptions(**{"settle": 0.3, "recheck": 0.3, "max_delay": 1.0, **options})
         watcher = Watcher(Indexer(engine, settings), roots, opts, observer_factory=observer_factory)
         thread = threading.Thread(target=watcher.run, name="watcher", daemon=True)
@@ -97,7 +97,7 @@ def copy_slowly(src: Path, dest: Path, chunks: int = 4) -> None:
 
 
 def test_new_photo_is_indexed_and_listed(start, engine, tmp_path: Path, faces: list[Path],  # noqa: ANN001
-                                         db_path: Path) -> None:
+                                         db_location: Path | str) -> None:
     root = tmp_path / "photos"
     root.mkdir()
     shutil.copy(faces[0], root / "before.jpg")  # found by the start-up reconcile
@@ -109,7 +109,7 @@ def test_new_photo_is_indexed_and_listed(start, engine, tmp_path: Path, faces: l
     assert status == "ok" and face_count >= 1
 
     result = CliRunner().invoke(__import__("indexer.cli", fromlist=["main"]).main,
-                                ["--db", str(db_path), "list", "--format", "paths"])
+                                ["--db", str(db_location), "list", "--format", "paths"])
     assert result.exit_code == 0, result.output
     assert set(result.output.split()) == {str(root / "before.jpg"), str(root / "after.jpg")}
 
@@ -359,11 +359,3 @@ def test_polling_observer(start, engine, tmp_path: Path, faces: list[Path], anal
     os.rename(root / "p.jpg", root / "q.jpg")
     wait_for(lambda: ok_paths(engine) == {str(root / "q.jpg")}, "the polled rename")
     assert analysed == [str(root / "p.jpg")]
-
-
-def test_coalesce_drops_deletes_inside_deleted_folders_and_duplicates() -> None:
-    ops = [("delete", "/r/a/x.jpg", "", 1.0), ("delete", "/r/a/b/y.jpg", "", 1.0), ("delete", "/r/a", "", 1.0),
-           ("move", "/r/c.jpg", "/r/d.jpg", 2.0), ("move", "/r/c.jpg", "/r/d.jpg", 2.0),
-           ("delete", "/r/ab.jpg", "", 3.0), ("delete", "/r/ab.jpg", "", 3.0)]
-    assert [op[:3] for op in _coalesce(ops)] == [("delete", "/r/a", ""), ("move", "/r/c.jpg", "/r/d.jpg"),
-                                                 ("delete", "/r/ab.jpg", "")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -150,7 +151,10 @@ def test_kill_9_loses_nothing_and_restart_catches_up(daemons, tmp_path: Path, ma
     d2 = daemons(db_path, tmp_path / "watch2.log", str(root), "-j", "2")
     wait_for(lambda: ok_set(db_path) == photo_files(root), "the restarted watcher to catch up", DEADLINE)
     assert db_rows(db_path)[moved_dest][1] == moved_id  # the move was recognised, not re-analysed
-    assert "moved" in d2.text().split("start-up reconcile:")[1].splitlines()[0]
+    # the rows are committed before the summary line is logged: under load, wait for the whole line
+    line = wait_for(lambda: re.search(r"start-up reconcile:([^\n]*)\n", d2.text()), "the start-up summary line",
+                    DEADLINE)
+    assert "moved" in line.group(1)
     assert deleted not in ok_set(db_path)
     assert d2.stop() == 0, d2.text()
     listed = moodindex("--db", str(db_path), "list", "--format", "paths")
@@ -165,7 +169,7 @@ from sqlalchemy.orm import Session
 from indexer.db.models import Photo, Run
 from indexer.db.read import iter_photos
 from indexer.db.session import open_db, session_scope
-from indexer.scan import counts
+from indexer.db.photos import counts
 
 engine = open_db(sys.argv[1])
 end = time.monotonic() + float(sys.argv[2])

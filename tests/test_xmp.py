@@ -199,6 +199,19 @@ def test_malformed_sidecar_left_untouched(tmp_path: Path, et: ExifTool) -> None:
     assert side.read_bytes() == junk
 
 
+def test_sidecar_with_entities_left_untouched(tmp_path: Path, et: ExifTool) -> None:
+    """Checked with the XMP reader dates use (media.xmp): no DOCTYPE, so no entity is ever expanded."""
+    photo = make_photo(tmp_path / "p.jpg")
+    side = tmp_path / "p.jpg.xmp"
+    doc = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+           b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+           b"<rdf:Description rdf:about=''>&b;</rdf:Description></rdf:RDF></x:xmpmeta>")
+    side.write_bytes(doc)
+    out = xmp.apply(et, photo, tmp_path, ["happy"])
+    assert out.status == xmp.REFUSED and "DOCTYPE" in out.message
+    assert side.read_bytes() == doc
+
+
 def test_symlinked_sidecar_refused(tmp_path: Path, et: ExifTool) -> None:
     root = tmp_path / "root"
     root.mkdir()

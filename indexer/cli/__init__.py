@@ -41,20 +41,24 @@ class Group(click.Group):
             app = ctx.find_object(AppContext)
             if app is not None and app.verbosity > 0:
                 logging.getLogger("moodindex").exception("internal error")
-            click.echo(f"moodindex: internal error: {type(exc).__name__}: {exc} (run with -v for details)", err=True)
+            from indexer.db.location import scrub
+
+            click.echo(scrub(f"moodindex: internal error: {type(exc).__name__}: {exc} (run with -v for details)"),
+                       err=True)
             ctx.exit(1)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), envvar="MOODINDEX_DB",
-              help="Index database [env MOODINDEX_DB; default: user data dir/moodindex/index.db].")
+@click.option("--db", "db", metavar="PATH|URL", envvar="MOODINDEX_DB",
+              help="Index database: a SQLite file, or postgresql://user@host:port/dbname "
+                   "[env MOODINDEX_DB; default: user data dir/moodindex/index.db].")
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), envvar="MOODINDEX_CONFIG",
               help="TOML settings file [default: user config dir/moodindex/config.toml].")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.version_option(__version__, prog_name="moodindex")
 @click.pass_context
-def main(ctx: click.Context, db: Path | None, config: Path | None, verbose: int, quiet: bool) -> None:
+def main(ctx: click.Context, db: str | None, config: Path | None, verbose: int, quiet: bool) -> None:
     """Find photos by the emotions on the faces in them."""
     verbosity = -1 if quiet else verbose
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
@@ -63,9 +67,19 @@ def main(ctx: click.Context, db: Path | None, config: Path | None, verbose: int,
 
 
 def _register() -> None:
-    from indexer.cli import index_cmds, model_cmds, query_cmds, tag_cmds, watch_cmds
+    from indexer.cli import (
+        correct_cmds,
+        index_cmds,
+        model_cmds,
+        people_cmds,
+        plugin_cmds,
+        query_cmds,
+        tag_cmds,
+        watch_cmds,
+    )
 
-    for module in (index_cmds, model_cmds, query_cmds, tag_cmds, watch_cmds):
+    for module in (correct_cmds, index_cmds, model_cmds, people_cmds, plugin_cmds, query_cmds, tag_cmds,
+                   watch_cmds):
         module.register(main)
 
 

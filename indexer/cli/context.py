@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from indexer.config import ConfigError, Settings, load_settings
+from indexer.config import ConfigError, Settings, load_settings, parse_db
 
 if TYPE_CHECKING:  # SQLAlchemy is imported when the index is opened: `--help` and workers start faster
     from sqlalchemy import Engine
@@ -19,11 +19,16 @@ class MoodindexError(Exception):
         super().__init__(message)
         self.exit_code = exit_code
 
+    @classmethod
+    def from_load_failure(cls, exc: Exception) -> MoodindexError:
+        """A model or detector that cannot load: its own message is already the clear line."""
+        return cls(str(exc))
+
 
 @dataclass
 class AppContext:
     config_file: Path | None
-    db_flag: Path | None
+    db_flag: str | None
     verbosity: int = 0
     _settings: Settings | None = field(default=None, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
@@ -32,7 +37,8 @@ class AppContext:
     def settings(self) -> Settings:
         if self._settings is None:
             try:
-                self._settings = load_settings(self.config_file).with_overrides(db=self.db_flag)
+                db = parse_db(self.db_flag) if self.db_flag else None
+                self._settings = load_settings(self.config_file).with_overrides(db=db)
             except ConfigError as exc:
                 raise MoodindexError(str(exc), exit_code=2) from exc
         return self._settings

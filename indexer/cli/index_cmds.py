@@ -1,4 +1,4 @@
-"""index, classify, show, list, status, errors, db upgrade, models fetch/add."""
+"""index, classify, show, list, status, errors, db upgrade."""
 
 from __future__ import annotations
 
@@ -9,17 +9,11 @@ from pathlib import Path
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
-
-FORMATS_TEXT_JSON = click.Choice(["text", "json"])
-DETECTORS = click.Choice(["auto", "yunet", "haar"])
+from indexer.cli.options import detector_option, no_upgrade_option, text_json_option, workers_option
 
 
 def _emit_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def _load_error(exc: Exception) -> MoodindexError:
-    return MoodindexError(str(exc))
 
 
 def register(group: click.Group) -> None:
@@ -30,38 +24,51 @@ def register(group: click.Group) -> None:
     group.add_command(status_cmd)
     group.add_command(errors_cmd)
     group.add_command(db_group)
-    group.add_command(models_group)
 
 
 @click.command("index")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--workers", "-j", type=click.IntRange(1, 64), help="Worker processes [default: CPU count].")
+@workers_option()
 @click.option("--force", is_flag=True, help="Re-analyse every photo, changed or not.")
-@click.option("--detector", type=DETECTORS, help="Face detector [default: auto = best installed].")
-@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text", help="Summary format.")
+@detector_option()
+@no_upgrade_option()
+@text_json_option("Summary format.")
+@click.option("--cluster", "cluster", metavar="tcp://HOST:PORT", envvar="MOODINDEX_CLUSTER",
+              help="Analyse on this Dask cluster (workers need the photos at the same paths and the same "
+                   "model) [env MOODINDEX_CLUSTER; default: cluster setting, else this machine].")
 @click.pass_obj
 def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, force: bool, detector: str | None,
-              fmt: str) -> None:
+              no_upgrade: bool, fmt: str, cluster: str | None) -> None:
     """Index photo folders (or files): new, changed, moved and deleted photos.
 
-    Unchanged photos are skipped; moved ones keep their results; a missing or unmounted
-    folder keeps its photos in the index.  Ctrl-C stops cleanly; run again to resume."""
+    Unchanged photos are skipped, unless an older detector or model analysed them (after a
+    `model fetch`/`model add`): those are re-analysed, newest first (--no-upgrade skips it);
+    moved ones keep their results; a missing or unmounted folder keeps its photos in the
+    index.  Ctrl-C stops cleanly; run again to resume."""
+    import threading
+
+    from indexer.cluster import ClusterError
     from indexer.scan import Indexer
     from indexer.vision.emotion import ModelError
     from indexer.vision.faces import DetectorError
 
-    settings = app.settings.with_overrides(workers=workers, detector=detector)
+    settings = app.settings.with_overrides(workers=workers, detector=detector, cluster=cluster or None)
     roots = paths or settings.roots
     if not roots:
         raise MoodindexError("no folders given: `moodindex index PATH...` or set roots in the config file", 2)
-    indexer = Indexer(app.engine, settings, force=force)
+    _refuse_unknown_missing(app, paths)
+    stop = threading.Event()  # one for the scan and its executor: stopping one stops both
+    indexer = Indexer(app.engine, settings, force=force, upgrade=not no_upgrade, stop=stop,
+                      executor=_cluster_executor(settings, stop))
     bar = _progress_bar(app)
     try:
         summary = indexer.scan(roots, on_progress=bar.update if bar else None)
     except KeyboardInterrupt:
         raise MoodindexError("interrupted: finished photos are saved; run the same command to resume", 130) from None
     except (ModelError, DetectorError) as exc:
-        raise _load_error(exc) from exc
+        raise MoodindexError.from_load_failure(exc) from exc
+    except ClusterError as exc:
+        raise MoodindexError(str(exc)) from None
     finally:
         if bar:
             bar.close()
@@ -72,13 +79,55 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
     if app.verbosity >= 0:
         for why in summary.unreachable_roots:
             click.echo(f"kept, not scanned: {why}", err=True)
-        edited = f" ({summary.metadata_only} metadata only)" if summary.metadata_only else ""
-        click.echo(f"{summary.new} new, {summary.changed} changed{edited}, {summary.unchanged} unchanged, "
-                   f"{summary.moved} moved, {summary.deleted} deleted, {summary.failed} failed, "
-                   f"{summary.skipped} skipped; {summary.faces} faces; "
-                   f"{summary.photos_per_second:.1f} photos/s in {summary.seconds:.1f} s")
+        click.echo(summary.line())
         if summary.failed or summary.problems:
             click.echo("see `moodindex errors` for the reasons", err=True)
+        if summary.processed and _fallback_detector(settings):
+            click.echo(FALLBACK_NOTE, err=True)
+
+
+FALLBACK_NOTE = ("note: faces were found with the fallback Haar detector, which misses many; "
+                 "`moodindex model fetch yunet` (or `moodindex model add yunet PATH` offline) installs YuNet, "
+                 "and the next `moodindex index` re-analyses these photos with it")
+
+
+def _fallback_detector(settings) -> bool:  # noqa: ANN001 (Settings)
+    """Did this run use Haar only because nothing better is installed?"""
+    from indexer.vision.faces import available_detectors
+
+    return settings.detector in ("auto", "haar") and "yunet" not in available_detectors()
+
+
+def _refuse_unknown_missing(app: AppContext, paths: tuple[Path, ...]) -> None:
+    """A path argument that does not exist is a typo (usage error), unless the index holds photos
+    there: then it is an unplugged drive, and the scan keeps its rows and says so."""
+    import os
+
+    missing = [p for p in paths if not os.path.exists(p)]
+    if not missing:
+        return
+    known: set[Path] = set()
+    if app.settings.db.exists():
+        from indexer.db.photos import has_live_photos_under
+        from indexer.db.read import find_photo
+        from indexer.db.session import session_scope
+        from indexer.domain import STATUS_DELETED
+        from indexer.paths import normalise_path
+
+        with session_scope(app.engine) as s:
+            known = {p for p in missing if (row := find_photo(s, normalise_path(p))) is not None
+                     and row.status != STATUS_DELETED or has_live_photos_under(app.engine, normalise_path(p))}
+    unknown = [p for p in missing if p not in known]
+    if unknown:
+        raise MoodindexError("; ".join(f"{click.format_filename(p)}: no such file or folder" for p in unknown), 2)
+
+
+def _cluster_executor(settings, stop):  # noqa: ANN001, ANN202 - a DaskExecutor, or None: the local pool
+    if not settings.cluster:
+        return None
+    from indexer.cluster import DaskExecutor
+
+    return DaskExecutor(settings, stop, settings.cluster)
 
 
 class _Bar:
@@ -104,21 +153,22 @@ def _progress_bar(app: AppContext) -> _Bar | None:
 
 
 @click.command("classify")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--detector", type=DETECTORS, help="Face detector [default: auto].")
-@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@detector_option()
+@text_json_option()
 @click.pass_obj
 def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None, fmt: str) -> None:
-    """Detect faces and emotions in FILES without touching the index."""
+    """Detect faces and emotions in FILES without touching the index.  Exit status 1 when any
+    file could not be analysed (each says why), 2 when one does not exist."""
     from indexer.pipeline import Analyzer
     from indexer.vision.emotion import ModelError
     from indexer.vision.faces import DetectorError
 
     st = app.settings.with_overrides(detector=detector)
     try:
-        analyzer = Analyzer(st.detector, st.model, st.threads, st.max_pixels, max_file_bytes=st.max_file_bytes)
+        analyzer = Analyzer.from_settings(st)
     except (ModelError, DetectorError) as exc:
-        raise _load_error(exc) from exc
+        raise MoodindexError.from_load_failure(exc) from exc
     out = []
     for f in files:
         res = analyzer.analyze(f) if f.is_file() else None
@@ -128,28 +178,30 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
         out.append({"path": str(f), "faces": [x.as_dict() for x in res.faces] if res else [], "error": error})
     if fmt == "json":
         _emit_json(out)
-        return
-    for item in out:
-        if item["error"]:
-            click.echo(f"{item['path']}: error: {item['error']}")
-            continue
-        faces = ", ".join(f"{x['emotion']} {max(x['scores'].values()):.2f}" for x in item["faces"]) or "no faces"
-        click.echo(f"{item['path']}: {faces}")
+    else:
+        for item in out:
+            if item["error"]:
+                click.echo(f"{item['path']}: error: {item['error']}")
+                continue
+            faces = ", ".join(f"{x['emotion']} {max(x['scores'].values()):.2f}" for x in item["faces"]) or "no faces"
+            click.echo(f"{item['path']}: {faces}")
+    if any(item["error"] for item in out):
+        raise click.exceptions.Exit(1)
 
 
 @click.command("show")
 @click.argument("photo", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@text_json_option()
 @click.pass_obj
 def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
     """Everything the index knows about one photo."""
     from sqlalchemy.orm import Session
 
     from indexer.db.read import find_photo, photo_dict
-    from indexer.scan import normalise_root
+    from indexer.paths import normalise_path
 
     with Session(app.engine) as s:
-        row = find_photo(s, normalise_root(photo))
+        row = find_photo(s, normalise_path(photo))
         if row is None:
             raise MoodindexError(f"{photo}: not in the index (run `moodindex index` on its folder)")
         data = photo_dict(row)
@@ -163,10 +215,16 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
                          ("model", data["model"]), ("detector", data["detector"])):
         if value:
             click.echo(f"  {label:9} {value}")
+    if data["people"]:
+        click.echo(f"  {'people':9} {', '.join(data['people'])}")
     for i, face in enumerate(data["face_details"]):
         ranked = sorted(face["scores"].items(), key=lambda kv: -kv[1])
-        click.echo(f"  face {i}: box {face['box']} conf {face['confidence']:.2f}  "
-                   + "  ".join(f"{k} {v:.2f}" for k, v in ranked[:3]))
+        who = f"  ({face['person']})" if face["person"] else ""
+        if face["corrected"]:
+            said = f"{face['emotion']} (yours; model: " + "  ".join(f"{k} {v:.2f}" for k, v in ranked[:2]) + ")"
+        else:
+            said = "  ".join(f"{k} {v:.2f}" for k, v in ranked[:3])
+        click.echo(f"  face {i}: box {face['box']} conf {face['confidence']:.2f}  {said}{who}")
 
 
 @click.command("list")
@@ -187,18 +245,21 @@ def list_cmd(app: AppContext, fmt: str) -> None:
 
 
 @click.command("status")
-@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@text_json_option()
 @click.pass_obj
 def status_cmd(app: AppContext, fmt: str) -> None:
     """Counts, the detector and model in use, the last run."""
     from sqlalchemy.orm import Session
 
-    from indexer.db.read import last_run
-    from indexer.scan import counts
+    from indexer.db.photos import counts
+    from indexer.db.runs import last_run
+    from indexer.summary import changes_text
     from indexer.vision.faces import available_detectors
 
     data: dict = counts(app.engine)
-    data["db"] = str(app.settings.db)
+    from indexer.db.location import display
+
+    data["db"] = display(app.settings.db)
     best = available_detectors()[0]
     wanted = app.settings.detector
     data["detector"] = {"configured": wanted, "in_use": best if wanted == "auto" else wanted,
@@ -216,12 +277,13 @@ def status_cmd(app: AppContext, fmt: str) -> None:
             if runtime.startswith("opencv"):
                 data["detector"]["hint"] = (
                     "this YuNet file runs only at its declared size on ONNX Runtime; OpenCV Zoo's "
-                    "face_detection_yunet_2026may.onnx (`moodindex models add yunet PATH`) runs ~3x faster"
+                    "face_detection_yunet_2026may.onnx (`moodindex model add yunet PATH`) runs ~3x faster"
                     if available() else "pip install onnxruntime: YuNet runs ~3x faster on it")
     if "yunet" not in data["detector"]["available"]:
         data["detector"]["hint"] = ("using the Haar cascade; for better face detection run "
-                                    "`moodindex models fetch yunet` (or `moodindex models add yunet PATH`)")
+                                    "`moodindex model fetch yunet` (or `moodindex model add yunet PATH`)")
     data["model"] = _model_info(app)
+    data["older_analysis"] = _older_analysis(app)
     with Session(app.engine) as s:
         data["last_run"] = last_run(s)
     if fmt == "json":
@@ -238,11 +300,26 @@ def status_cmd(app: AppContext, fmt: str) -> None:
             click.echo(f"          {det[key]}")
     m = data["model"]
     click.echo(f"model     {m.get('name')} {m.get('version', '')} {m.get('error', '')}".rstrip())
+    if data["older_analysis"]:
+        n = data["older_analysis"]
+        click.echo(f"upgrade   {n} photo{'s' if n != 1 else ''} analysed by an older detector or model: "
+                   "the next `moodindex index` re-analyses them")
     run = data["last_run"]
     if run:
         sm = run["summary"]
-        click.echo(f"last run  {run['finished_at']}: {sm.get('new', 0)} new, {sm.get('changed', 0)} changed, "
-                   f"{sm.get('moved', 0)} moved, {sm.get('deleted', 0)} deleted, {sm.get('failed', 0)} failed")
+        shown = ("new", "changed", "moved", "deleted", "failed")
+        click.echo(f"last run  {run['finished_at']}: {changes_text(sm, shown)}")
+
+
+def _older_analysis(app: AppContext) -> int:
+    """Photos that an older detector or model than the installed ones analysed."""
+    from indexer.db.photos import analysed_by
+    from indexer.vision.identity import installed, is_older
+
+    now = installed(app.settings)
+    if now is None:
+        return 0
+    return sum(n for (detector, model), n in analysed_by(app.engine).items() if is_older(detector, model, now))
 
 
 def _model_info(app: AppContext) -> dict:
@@ -257,13 +334,14 @@ def _model_info(app: AppContext) -> dict:
 
 
 @click.command("errors")
-@click.option("--format", "fmt", type=FORMATS_TEXT_JSON, default="text")
+@text_json_option()
 @click.pass_obj
 def errors_cmd(app: AppContext, fmt: str) -> None:
     """Photos that could not be analysed, and folders that could not be read, with the reason."""
     from sqlalchemy.orm import Session
 
-    from indexer.db.read import error_rows, last_run
+    from indexer.db.read import error_rows
+    from indexer.db.runs import last_run
 
     with Session(app.engine) as s:
         items = [{"path": p.path, "error": p.error or p.status, "status": p.status} for p in error_rows(s)]
@@ -288,42 +366,7 @@ def db_group() -> None:
 @click.pass_obj
 def db_upgrade(app: AppContext) -> None:
     """Apply schema migrations (also done automatically on every open)."""
+    from indexer.db.location import display
+
     _ = app.engine
-    click.echo(f"{app.settings.db}: schema up to date")
-
-
-@click.group("models")
-def models_group() -> None:
-    """Face-detector weights that are not ours to ship."""
-
-
-@models_group.command("fetch")
-@click.argument("name", type=click.Choice(["yunet"]))
-@click.option("--url", help="Download from this mirror instead of OpenCV Zoo.")
-@click.option("--sha256", "sha256", help="Expected checksum (needed with a --url of other weights).")
-def models_fetch(name: str, url: str | None, sha256: str | None) -> None:
-    """Download YuNet from OpenCV Zoo (pinned sha256) into the data folder: the only network use."""
-    from indexer.vision import detector_install as di
-    from indexer.vision.faces import DetectorError
-
-    try:
-        dest = di.fetch_yunet(url or di.YUNET_URL, sha256 or di.YUNET_SHA256)
-    except DetectorError as exc:
-        raise _load_error(exc) from exc
-    click.echo(f"installed {name} at {dest}; `--detector auto` now uses it")
-
-
-@models_group.command("add")
-@click.argument("name", type=click.Choice(["yunet"]))
-@click.argument("path", type=click.Path(path_type=Path))
-def models_add(name: str, path: Path) -> None:
-    """Install a local copy of the YuNet ONNX weights (checked to load first)."""
-    from indexer.vision.detector_install import add_yunet
-    from indexer.vision.faces import DetectorError
-
-    try:
-        dest = add_yunet(path)
-    except DetectorError as exc:
-        raise _load_error(exc) from exc
-    click.echo(f"installed {name} at {dest}; `--detector auto` now uses it")
-
+    click.echo(f"{display(app.settings.db)}: schema up to date")

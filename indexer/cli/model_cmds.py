@@ -1,6 +1,5 @@
-"""`moodindex model ...`: inspect and evaluate the emotion model.
-
-(The face-detector downloads live in a separate `models` group, in index_cmds.)"""
+"""`moodindex model ...`: the models the indexer runs.  Inspect and evaluate the emotion model;
+fetch or add the face detector's weights.  (`models fetch/add`, the old spelling, still works.)"""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from pathlib import Path
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.options import text_json_option
 
 
 def _load_model(app: AppContext, model_path: Path | None, threads: int | None):
@@ -26,13 +26,18 @@ def _load_model(app: AppContext, model_path: Path | None, threads: int | None):
 
 @click.group("model")
 def model_group() -> None:
-    """The emotion classifier: show what is installed, measure it on labelled faces."""
+    """The emotion classifier (info, eval) and the face detector's weights (fetch, add)."""
+
+
+@click.group("models", hidden=True, deprecated="Use `moodindex model fetch` or `moodindex model add`.")
+def models_group() -> None:
+    """Deprecated spelling of `moodindex model fetch/add`."""
 
 
 @model_group.command("info")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A .tflite model instead of the configured/bundled one.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@text_json_option()
 @click.pass_obj
 def info_cmd(app: AppContext, model_path: Path | None, fmt: str) -> None:
     """Name, version, size, classes, input shape and quantization of the model."""
@@ -66,7 +71,7 @@ def info_cmd(app: AppContext, model_path: Path | None, fmt: str) -> None:
 @click.argument("npz", type=click.Path(path_type=Path))
 @click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A .tflite model instead of the configured/bundled one.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@text_json_option()
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate a fixed random sample of N faces.")
 @click.option("--threads", type=click.IntRange(min=1), help="Interpreter threads [default: settings, 1].")
 @click.option("--tta/--no-tta", default=None, help="Horizontal-flip test-time augmentation [default: the model's].")
@@ -112,5 +117,40 @@ def _print_report(r: dict) -> None:
         click.echo(f"{name:<10}" + "".join(f"{v:>8}" for v in row))
 
 
+@click.command("fetch")
+@click.argument("name", type=click.Choice(["yunet"]))
+@click.option("--url", help="Download from this mirror instead of OpenCV Zoo.")
+@click.option("--sha256", "sha256", help="Expected checksum (needed with a --url of other weights).")
+def fetch_cmd(name: str, url: str | None, sha256: str | None) -> None:
+    """Download YuNet from OpenCV Zoo (pinned sha256) into the data folder: the only network use."""
+    from indexer.vision import detector_install as di
+    from indexer.vision.faces import DetectorError
+
+    try:
+        dest = di.fetch_yunet(url or di.YUNET_URL, sha256 or di.YUNET_SHA256)
+    except DetectorError as exc:
+        raise MoodindexError.from_load_failure(exc) from exc
+    click.echo(f"installed {name} at {dest}; `--detector auto` now uses it")
+
+
+@click.command("add")
+@click.argument("name", type=click.Choice(["yunet"]))
+@click.argument("path", type=click.Path(path_type=Path))
+def add_cmd(name: str, path: Path) -> None:
+    """Install a local copy of the YuNet ONNX weights (checked to load first)."""
+    from indexer.vision.detector_install import add_yunet
+    from indexer.vision.faces import DetectorError
+
+    try:
+        dest = add_yunet(path)
+    except DetectorError as exc:
+        raise MoodindexError.from_load_failure(exc) from exc
+    click.echo(f"installed {name} at {dest}; `--detector auto` now uses it")
+
+
 def register(group: click.Group) -> None:
+    for command in (fetch_cmd, add_cmd):
+        model_group.add_command(command)
+        models_group.add_command(command)
     group.add_command(model_group)
+    group.add_command(models_group)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.options import FILTER_MIN_SCORE_HELP, exif_only_option, hemisphere_option, min_score_option
 
 if TYPE_CHECKING:
     from indexer.query import Match, Query
 
-EXAMPLES = """\b
+_EXAMPLES = """\b
 Examples:
   moodindex query sad photos from 2019
+  moodindex query the 20 happiest pictures of last summer
   moodindex query happy or surprised group photos last summer
   moodindex query 'emotion:sad year:2018..2020 path:Trips faces:2+ score:0.7'
   moodindex query --format paths angry 2021 | xargs -d '\\n' ls -l
@@ -23,18 +26,29 @@ Examples:
 \b
 Words: emotions and synonyms (happy, smiling, sad, crying, angry, mad, surprised,
 shocked, scared, disgusted, grossed out, neutral, calm, serious ...), "or", "group"
-(3+ faces), "alone"/"portraits" (1 face), "couple" (2 faces).
+(3+ faces), "alone"/"portraits" (1 face), "couple" (2 faces). Counts and superlatives:
+"the 20 happiest", "top 10 surprised", "5 saddest photos", "most fearful".
 Dates: 2019, March 2019, 2019-06, 2019-06-01, 2018-2020, from/in/before/after/since/
 until X, between X and Y, last year, this month, last 30 days, summer 2021 (meteorological
 seasons, northern hemisphere unless --hemisphere south).
-Filters: emotion:sad year:2019 year:2018..2020 date:2019-06 after:2019-06-01 before:2020
-path:Trips faces:2+ faces:1..3 score:0.7.
+{filters}
 Without emotion words results are newest first; with them, best score first (a photo's
 score is its most confident face of that emotion). Dates from file times are marked ~.
 """
 
+
+class QueryCommand(click.Command):
+    """Its epilog lists the filters from their registry (query/filters.py), read only when help is
+    shown: importing the query package loads SQLAlchemy, which `moodindex --help` must not."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from indexer.query.filters import help_examples
+
+        self.epilog = _EXAMPLES.replace("{filters}", textwrap.fill(f"Filters: {help_examples()}.", 90))
+        super().format_epilog(ctx, formatter)
+
+
 FORMATS = click.Choice(["table", "paths", "json", "csv"])
-HEMISPHERES = click.Choice(["north", "south"])
 
 
 def register(group: click.Group) -> None:
@@ -43,16 +57,22 @@ def register(group: click.Group) -> None:
 
 
 def _find(app: AppContext, words: tuple[str, ...], limit: int | None, min_score: float | None, exif_only: bool,
-          hemisphere: str) -> tuple[Query, list[Match]]:
+          hemisphere: str, default_limit: int) -> tuple[Query, list[Match]]:
     """Parse and run; an empty result is explained on stderr (exit status stays 0)."""
+    from indexer.db.people import known_names
     from indexer.db.session import session_scope
     from indexer.query import QueryError, count_indexed, parse, search
+    from indexer.query.explain import explain_empty
 
     text = " ".join(words)
+    with session_scope(app.engine) as session:
+        names = known_names(session)
     try:
-        query = parse(text, hemisphere=hemisphere)
+        query = parse(text, hemisphere=hemisphere, people=names)
     except QueryError as exc:
         raise MoodindexError(str(exc), exit_code=2) from exc
+    if limit is None:  # no --limit: the query's own count ("the 50 happiest"), else the default
+        limit = query.top or default_limit
     with session_scope(app.engine) as session:
         matches = search(session, query, limit=limit or None, min_score=min_score, exif_only=exif_only)
         if not matches:
@@ -62,6 +82,8 @@ def _find(app: AppContext, words: tuple[str, ...], limit: int | None, min_score:
                 extra = " with EXIF dates" if exif_only else ""
                 floor = f", score >= {min_score:g}" if min_score is not None else ""
                 click.echo(f"moodindex: no photos{extra} match: {query.describe()}{floor}", err=True)
+                for line in explain_empty(session, query, min_score, exif_only):
+                    click.echo(f"moodindex:   {line}", err=True)
     return query, matches
 
 
@@ -82,6 +104,8 @@ def _record(match: Match) -> dict:
         "taken_at": taken.isoformat(timespec="seconds") if taken else None,
         "date_source": match.photo.date_source,
         "faces": match.faces,
+        "person": match.face.person.name if match.face is not None and match.face.person is not None else None,
+        "people": [p.name for p in match.photo.people],
     }
 
 
@@ -103,7 +127,8 @@ def _print_paths(matches: list[Match], nul: bool) -> None:
         click.echo("moodindex: warning: some paths contain a newline; use --null (-0) with xargs -0", err=True)
     estimated = sum(m.date_estimated for m in matches)
     if estimated:
-        click.echo(f"moodindex: note: {estimated} of these photos have dates estimated from file times "
+        have = "has a date" if estimated == 1 else "have dates"
+        click.echo(f"moodindex: note: {estimated} of these photos {have} estimated from file times "
                    "(--exif-only leaves them out)", err=True)
 
 
@@ -112,33 +137,33 @@ def _print_csv(matches: list[Match]) -> None:
     import io
 
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["path", "score", "emotion", "taken_at", "date_source", "faces"],
-                            lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=["path", "score", "emotion", "taken_at", "date_source", "faces", "person",
+                                             "people"], lineterminator="\n")
     writer.writeheader()
     for m in matches:
-        writer.writerow(_record(m))
+        record = _record(m)
+        writer.writerow({**record, "people": "; ".join(record["people"])})
     click.echo(buf.getvalue(), nl=False)
 
 
-@click.command("query", epilog=EXAMPLES)
+@click.command("query", cls=QueryCommand)
 @click.argument("text", nargs=-1)
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
-              help="Most results to show (0 = all).")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), help="Leave out photos scoring below this (0..1).")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=None,
+              help="Most results to show (0 = all)  [default: the query's count, as in 'the 50 happiest', else 20]")
+@min_score_option(FILTER_MIN_SCORE_HELP)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
               help="table for people; paths (one per line) for xargs; json or csv for programs.")
-@click.option("--exif-only", is_flag=True, help="Leave out photos whose date is only the file's time.")
+@exif_only_option()
 @click.option("--null", "-0", "nul", is_flag=True, help="With --format paths: end each path with NUL (xargs -0).")
-@click.option("--hemisphere", type=HEMISPHERES, default="north", show_default=True, envvar="MOODINDEX_HEMISPHERE",
-              help="For seasons: summer is June-August in the north, December-February in the south.")
+@hemisphere_option()
 @click.pass_obj
-def query_cmd(app: AppContext, text: tuple[str, ...], limit: int, min_score: float | None, fmt: str,
+def query_cmd(app: AppContext, text: tuple[str, ...], limit: int | None, min_score: float | None, fmt: str,
               exif_only: bool, nul: bool, hemisphere: str) -> None:
     """Find photos: TEXT like "sad photos from 2019" (no quotes needed). Empty TEXT lists every
     photo with faces, newest first."""
     import json
 
-    _, matches = _find(app, text, limit, min_score, exif_only, hemisphere)
+    _, matches = _find(app, text, limit, min_score, exif_only, hemisphere, default_limit=20)
     if fmt == "json":
         click.echo(json.dumps([_record(m) for m in matches], indent=2, ensure_ascii=False))
     elif fmt == "csv":
@@ -149,27 +174,26 @@ def query_cmd(app: AppContext, text: tuple[str, ...], limit: int, min_score: flo
         _print_table(matches)
 
 
-@click.command("gallery", epilog=EXAMPLES)
+@click.command("gallery", cls=QueryCommand)
 @click.argument("text", nargs=-1)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True,
               help="The HTML file to write (one self-contained file: thumbnails are embedded).")
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser afterwards.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=48, show_default=True,
-              help="Most photos on the page (0 = all).")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), help="Leave out photos scoring below this (0..1).")
-@click.option("--exif-only", is_flag=True, help="Leave out photos whose date is only the file's time.")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=None,
+              help="Most photos on the page (0 = all)  [default: the query's count, else 48]")
+@min_score_option(FILTER_MIN_SCORE_HELP)
+@exif_only_option()
 @click.option("--thumb-size", type=click.IntRange(64, 2048), default=480, show_default=True,
               help="Long side of the embedded thumbnails, in pixels.")
-@click.option("--hemisphere", type=HEMISPHERES, default="north", show_default=True, envvar="MOODINDEX_HEMISPHERE",
-              help="For seasons: summer is June-August in the north, December-February in the south.")
+@hemisphere_option()
 @click.pass_obj
-def gallery_cmd(app: AppContext, text: tuple[str, ...], output: Path, open_page: bool, limit: int,
+def gallery_cmd(app: AppContext, text: tuple[str, ...], output: Path, open_page: bool, limit: int | None,
                 min_score: float | None, exif_only: bool, thumb_size: int, hemisphere: str) -> None:
     """Write the results of a query as an HTML page of thumbnails with each face's box,
     emotion bars, date and score."""
     from indexer.report.gallery import write_gallery
 
-    query, matches = _find(app, text, limit, min_score, exif_only, hemisphere)
+    query, matches = _find(app, text, limit, min_score, exif_only, hemisphere, default_limit=48)
     if not matches:
         return  # explained on stderr; no page written
     try:

@@ -7,14 +7,12 @@ from pathlib import Path
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.options import dry_run_option, min_score_option, prefix_option
 
 
 def _min_score(app: AppContext, given: float | None) -> float:
-    from indexer.export.tags import DEFAULT_MIN_SCORE
-
-    if given is not None:
-        return given
-    return float(getattr(app.settings, "tag_min_score", DEFAULT_MIN_SCORE))
+    """--min-score, else the `tag_min_score` setting (whose default is the domain's)."""
+    return app.settings.tag_min_score if given is None else given
 
 
 def _check_prefix(prefix: str) -> str:
@@ -26,13 +24,22 @@ def _check_prefix(prefix: str) -> str:
         raise MoodindexError(str(exc), exit_code=2) from exc
 
 
-def _reporter(verbosity: int, dry_run: bool, app: AppContext | None = None):  # noqa: ANN202 - echoing callback
+def _index_keeper(app: AppContext):  # noqa: ANN202 - tagging's on_rewritten hook
+    """Records a photo's new size, mtime and hash after its own metadata was rewritten, so the next
+    scan does not re-run the models on it.  None without an index (`tag-file` needs none and must
+    not create one)."""
+    from indexer.db.location import exists
+    from indexer.db.photos import record_metadata_rewrite
+
+    if not exists(app.settings.db):
+        return None
+    return lambda photo: record_metadata_rewrite(app.engine, photo)
+
+
+def _reporter(verbosity: int):  # noqa: ANN202 - echoing callback
     from indexer.export import xmp
-    from indexer.scan import metadata_rewritten
 
     def report(outcome: xmp.Outcome) -> None:
-        if app is not None and outcome.status in (xmp.WRITTEN, xmp.REMOVED) and outcome.target == outcome.photo:
-            metadata_rewritten(app.engine, outcome.photo)  # tags in the file: no re-analysis on the next scan
         if not outcome.ok:
             click.echo(f"{outcome.status}: {outcome.message}", err=True)
         elif outcome.status in (xmp.WRITTEN, xmp.WOULD_WRITE, xmp.REMOVED) and verbosity >= 0:
@@ -77,50 +84,58 @@ def _exiftool():  # noqa: ANN202
 
 
 @click.command("tag")
-@click.argument("query", required=False)
+@click.argument("query", nargs=-1)
 @click.option("--sidecar", "mode", flag_value="sidecar", default=True,
               help="Write NAME.EXT.xmp sidecars beside the photos [default].")
 @click.option("--in-file", "mode", flag_value="in-file",
               help="Embed XMP (and IPTC Keywords) in JPEG, TIFF, PNG, WebP; RAW still gets a sidecar.")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
-              help="A face makes a tag when its top emotion's probability reaches this [default: 0.6].")
-@click.option("--prefix", default="Emotion", show_default=True, help="Parent tag: Emotion|Happy, Emotion/Happy.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@min_score_option()
+@prefix_option()
+@dry_run_option()
 @click.pass_obj
-def tag_cmd(app: AppContext, query: str | None, mode: str, min_score: float | None, prefix: str,
+def tag_cmd(app: AppContext, query: tuple[str, ...], mode: str, min_score: float | None, prefix: str,
             dry_run: bool) -> None:
     """Write emotion tags for digiKam, darktable, Lightroom into photo metadata.
 
-    QUERY selects photos (same language as `moodindex query`); without it every indexed photo
-    with faces is tagged.  Re-running is safe: only tags moodindex wrote are replaced."""
+    QUERY selects photos (same language as `moodindex query`: several words, no quotes needed);
+    without it every indexed photo with faces is tagged.  Re-running is safe: only tags moodindex wrote are replaced."""
     from indexer.export.tagging import tag_photos
 
     prefix = _check_prefix(prefix)
     score = _min_score(app, min_score)
-    photos = _photos(app, query, min_score, untag=False, sidecar_mode=(mode == "sidecar"))
+    photos = _photos(app, " ".join(query) or None, min_score, untag=False, sidecar_mode=(mode == "sidecar"))
     with _exiftool() as et:
         summary = tag_photos(photos, mode=mode, min_score=score, prefix=prefix, dry_run=dry_run,
-                             on_outcome=_reporter(app.verbosity, dry_run, app), exiftool=et)
-    _finish(summary, f"tag ({mode}{', dry run' if dry_run else ''})", app)
+                             on_outcome=_reporter(app.verbosity), on_rewritten=_index_keeper(app), exiftool=et)
+    _finish(summary, f"tag ({_where_written(mode, summary)}{', dry run' if dry_run else ''})", app)
+
+
+def _where_written(mode: str, summary) -> str:  # noqa: ANN001 (tagging.Summary)
+    """--in-file on a format exiftool must not rewrite (HEIC, RAW) writes a sidecar: say so."""
+    if mode != "in-file" or not summary.sidecar_writes:
+        return mode
+    if not summary.in_file_writes:
+        return "sidecar: these formats are not rewritten in place"
+    return f"in-file, {summary.sidecar_writes} as sidecars"
 
 
 @click.command("untag")
-@click.argument("query", required=False)
+@click.argument("query", nargs=-1)
 @click.option("--sidecar", "mode", flag_value="sidecar", help="Only sidecars.")
 @click.option("--in-file", "mode", flag_value="in-file", help="Only tags embedded in the files.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@dry_run_option()
 @click.pass_obj
-def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: bool) -> None:
+def untag_cmd(app: AppContext, query: tuple[str, ...], mode: str | None, dry_run: bool) -> None:
     """Remove exactly the tags moodindex wrote (sidecars and files; a sidecar that moodindex
     created and that holds nothing else is deleted).  Other tags are never touched."""
     from indexer.export import xmp
     from indexer.export.tagging import untag_photos
 
     modes = (mode,) if mode else (xmp.SIDECAR, xmp.IN_FILE)
-    photos = _photos(app, query, None, untag=True, sidecar_mode=True)
+    photos = _photos(app, " ".join(query) or None, None, untag=True, sidecar_mode=True)
     with _exiftool() as et:
-        summary = untag_photos(photos, modes=modes, dry_run=dry_run,
-                               on_outcome=_reporter(app.verbosity, dry_run, app), exiftool=et)
+        summary = untag_photos(photos, modes=modes, dry_run=dry_run, on_outcome=_reporter(app.verbosity),
+                               on_rewritten=_index_keeper(app), exiftool=et)
     _finish(summary, f"untag{' (dry run)' if dry_run else ''}", app)
 
 
@@ -130,14 +145,14 @@ def untag_cmd(app: AppContext, query: str | None, mode: str | None, dry_run: boo
               help="Copy FILE here first and tag the copy (digiKam's Batch Queue Manager: $OUTPUT).")
 @click.option("--sidecar", "mode", flag_value="sidecar", help="Write FILE.xmp instead of embedding.")
 @click.option("--in-file", "mode", flag_value="in-file", default=True, help="Embed the tags [default].")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
-              help="A face makes a tag when its top emotion's probability reaches this [default: 0.6].")
-@click.option("--prefix", default="Emotion", show_default=True, help="Parent tag.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@min_score_option()
+@prefix_option("Parent tag.")
+@dry_run_option()
 @click.pass_obj
 def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, min_score: float | None,
                  prefix: str, dry_run: bool) -> None:
     """Analyse one FILE (no index needed) and tag it, or a copy of it at --output."""
+    from indexer.domain import STATUS_OK
     from indexer.export import xmp
     from indexer.export.safety import UnsafeTarget, copy_photo
     from indexer.export.tags import emotions_for_faces
@@ -147,11 +162,10 @@ def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, mi
     score = _min_score(app, min_score)
     st = app.settings
     try:
-        result = Analyzer(st.detector, st.model, st.threads, st.max_pixels,
-                          max_file_bytes=st.max_file_bytes).analyze(file)
+        result = Analyzer.from_settings(st).analyze(file)
     except Exception as exc:  # model or detector missing: one clear line
         raise MoodindexError(f"cannot analyse {file}: {exc}") from exc
-    if result.status != "ok":
+    if result.status != STATUS_OK:
         raise MoodindexError(f"cannot analyse {file}: {result.error}")
     target = file.absolute()
     if output is not None:
@@ -168,7 +182,10 @@ def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, mi
     emotions = emotions_for_faces(result.faces, score)
     with _exiftool() as et:
         outcome = xmp.apply(et, target, target.parent, emotions, mode=mode, prefix=prefix, dry_run=dry_run)
-    _reporter(app.verbosity, dry_run)(outcome)
+    keep_index = _index_keeper(app) if outcome.rewrote_photo else None
+    if keep_index:
+        keep_index(outcome.photo)
+    _reporter(app.verbosity)(outcome)
     if not outcome.ok:
         raise click.exceptions.Exit(1)
     if app.verbosity >= 0 and outcome.status == xmp.UNCHANGED:
@@ -183,11 +200,10 @@ def digikam_group() -> None:
 @digikam_group.command("sync")
 @click.option("--digikam-db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="digiKam's digikam4.db [default: from ~/.config/digikamrc, else ~/Pictures/digikam4.db].")
-@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None,
-              help="A face makes a tag when its top emotion's probability reaches this [default: 0.6].")
-@click.option("--prefix", default="Emotion", show_default=True, help="Parent tag in digiKam's tag tree.")
+@min_score_option()
+@prefix_option("Parent tag in digiKam's tag tree.")
 @click.option("--remove", "remove_only", is_flag=True, help="Take back every tag assignment moodindex made.")
-@click.option("--dry-run", is_flag=True, help="Count what would change; write nothing (no backup either).")
+@dry_run_option("Count what would change; write nothing (no backup either).")
 @click.pass_obj
 def digikam_sync_cmd(app: AppContext, digikam_db: Path | None, min_score: float | None, prefix: str,
                      remove_only: bool, dry_run: bool) -> None:

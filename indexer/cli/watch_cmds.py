@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.options import detector_option, no_upgrade_option, workers_option
 
 
 def register(group: click.Group) -> None:
@@ -41,11 +42,12 @@ def _no_roots(app: AppContext, command: str) -> MoodindexError:
               help="Full rescan period if live events fail (inotify watch limit, event queue overflow).")
 @click.option("--recheck", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
               help="How often roots are checked for being unmounted or back.")
-@click.option("--workers", "-j", type=click.IntRange(1, 64), help="Worker processes for bursts [default: config].")
-@click.option("--detector", type=click.Choice(["auto", "yunet", "haar"]), help="Face detector [default: auto].")
+@workers_option("Worker processes for bursts [default: workers setting, CPU count].")
+@detector_option()
+@no_upgrade_option()
 @click.pass_obj
 def watch_cmd(app: AppContext, paths: tuple[Path, ...], poll: float | None, settle: float, rescan: float,
-              recheck: float, workers: int | None, detector: str | None) -> None:
+              recheck: float, workers: int | None, detector: str | None, no_upgrade: bool) -> None:
     """Keep the index in step with photo folders, in the foreground (for systemd or a terminal).
 
     Folders come from PATHs or `roots` in the config file.  On start it catches up with what
@@ -66,7 +68,7 @@ def watch_cmd(app: AppContext, paths: tuple[Path, ...], poll: float | None, sett
     # watchdog re-adding a watch for a folder moved back in: harmless, and its message is a screenful
     warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
     options = WatchOptions(settle=settle, poll=poll, rescan=rescan, recheck=recheck)
-    indexer = Indexer(app.engine, settings)
+    indexer = Indexer(app.engine, settings, upgrade=not no_upgrade)
     try:
         watcher = Watcher(indexer, roots, options)
     except WatchError as exc:
@@ -111,7 +113,7 @@ def service_install(app: AppContext, user: bool, print_only: bool) -> None:
     if not config.exists():
         raise MoodindexError(f"{config}: config file not found (the service reads its roots from it)", 2)
     try:
-        text = unit_text(launcher(), config_file=config, db=Path(settings.db))
+        text = unit_text(launcher(), config_file=config, db=settings.db)
         if print_only:
             click.echo(text, nl=False)
             return

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: photos and the faces found in them.
+"""SQLAlchemy 2 models: photos, the faces found in them, and the people named in them.
 
 `migrations/` (Alembic) owns the real schema; these classes describe it for the ORM and
 Alembic's autogenerate.  Boxes are in the pixels of the displayed image, i.e. after the
@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -18,20 +19,21 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from indexer.vision.crop import CLASSES
-
-# photo.status values
-STATUS_OK = "ok"            # decoded and analysed (possibly zero faces)
-STATUS_ERROR = "error"      # could not be analysed; `error` says why
-STATUS_SKIPPED = "skipped"  # a known format whose optional extra is missing; `error` names it
-STATUS_DELETED = "deleted"  # gone from a reachable root (kept briefly so moves can find it)
-
-# photo.date_source values
-DATE_EXIF = "exif"
-DATE_FILE = "file"
+# the status and date words moved to indexer.domain; kept importable from here for old callers
+from indexer.domain import (  # noqa: F401
+    CLASSES,
+    DATE_EXIF,
+    DATE_FILE,
+    STATUS_DELETED,
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_SKIPPED,
+)
 
 
 class Base(DeclarativeBase):
@@ -64,6 +66,9 @@ class Photo(Base):
     faces: Mapped[list[Face]] = relationship(
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True, order_by="Face.idx"
     )
+    # everyone named on the photo, face found or not (photo_people)
+    people: Mapped[list[Person]] = relationship(secondary="photo_people", viewonly=True, lazy="selectin",
+                                                order_by="Person.name")
 
     __table_args__ = (Index("ix_photos_status_taken", "status", "taken_at"),)
 
@@ -88,8 +93,13 @@ class Face(Base):
     neutral: Mapped[float] = mapped_column(Float)
     emotion: Mapped[str] = mapped_column(String(16))
     score: Mapped[float] = mapped_column(Float)
+    # emotion and score are the user's (a Correction), not the model's; the seven
+    # probabilities stay the model's, so clearing the correction restores its answer
+    corrected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     photo: Mapped[Photo] = relationship(back_populates="faces")
+    # who this face is, when a named region in the metadata matched it (photo_people)
+    person: Mapped[Person | None] = relationship(secondary="photo_people", viewonly=True, lazy="selectin")
 
     __table_args__ = (
         Index("ix_faces_photo", "photo_id"),
@@ -111,3 +121,62 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     roots: Mapped[str] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)  # JSON counts
+
+
+class Person(Base):
+    """A name read from a photo's metadata.  `key` is the name casefolded, so "anna lind" and
+    "Anna Lind" are one person; `name` keeps the spelling first seen."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class PhotoPerson(Base):
+    """A named region of a photo: who, where (displayed-photo pixels) and, when a detected face lies
+    there, which face.  A region no face matched keeps `face_id` empty: the person is still on
+    the photo.  Rebuilt from the metadata whenever the photo is (re)read."""
+
+    __tablename__ = "photo_people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(16))  # mwg | microsoft | digikam
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+
+    person: Mapped[Person] = relationship()
+
+    __table_args__ = (
+        Index("ix_photo_people_photo", "photo_id"),
+        Index("ix_photo_people_person", "person_id"),
+        Index("ix_photo_people_face", "face_id"),
+        UniqueConstraint("photo_id", "person_id", name="uq_photo_people_photo_person"),
+    )
+
+
+class Correction(Base):
+    """The user's word on one face, kept apart from model output so that nothing the models do
+    overwrites it.  Keyed by the photo's content fingerprint and the face's box (displayed
+    pixels): a move, a rename, a metadata edit, `index --force` or a new model keep both, and
+    the correction is laid again on whichever face then lies there (db/corrections.py)."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    emotion: Mapped[str | None] = mapped_column(String(16))  # None with not_a_face
+    not_a_face: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_corrections_content_hash", "content_hash"),)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from indexer.db.models import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, Face, Photo, Run
+from indexer.db.models import Face, Photo
+from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
 
 
 def face_dict(face: Face) -> dict[str, Any]:
     return {"box": [face.x, face.y, face.w, face.h], "confidence": round(face.confidence, 4),
             "emotion": face.emotion, "score": round(face.score, 4),
+            "person": face.person.name if face.person is not None else None,
+            "corrected": face.corrected,  # emotion and score are the user's (moodindex correct)
             "scores": {k: round(v, 4) for k, v in face.scores().items()}}
 
 
@@ -29,6 +31,7 @@ def photo_dict(photo: Photo, with_faces: bool = True) -> dict[str, Any]:
         "model": photo.model_version, "detector": photo.detector,
         "indexed_at": photo.indexed_at.isoformat(timespec="seconds") if photo.indexed_at else None,
     }
+    d["people"] = [p.name for p in photo.people]
     if with_faces:
         d["face_details"] = [face_dict(f) for f in photo.faces]
     return d
@@ -47,12 +50,3 @@ def iter_photos(s: Session) -> Iterator[Photo]:
 def error_rows(s: Session) -> list[Photo]:
     return list(s.scalars(select(Photo).where(Photo.status.in_((STATUS_ERROR, STATUS_SKIPPED)))
                           .order_by(Photo.path)))
-
-
-def last_run(s: Session) -> dict[str, Any] | None:
-    run = s.scalar(select(Run).order_by(Run.id.desc()).limit(1))
-    if run is None:
-        return None
-    return {"kind": run.kind, "started_at": run.started_at.isoformat(timespec="seconds"),
-            "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
-            "roots": json.loads(run.roots), "summary": json.loads(run.summary or "{}")}

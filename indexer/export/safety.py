@@ -17,6 +17,7 @@ from pathlib import Path
 from indexer.config import DEFAULT_MAX_FILE_BYTES
 from indexer.fsutil import fsync_dir
 from indexer.media.source import read_photo
+from indexer.paths import is_under
 
 NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows file systems)
 # exiftool -overwrite_original writes FILE_exiftool_tmp beside FILE first: our temp names leave room for it
@@ -37,23 +38,19 @@ def sidecar_path(photo: Path) -> Path:
     return photo.with_name(photo.name + ".xmp")
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def check_target(target: Path, root: Path | str | None) -> None:
     """Refuse symlinks, non-regular files and anything whose real location is outside `root`."""
     if root is None or not str(root):
         raise UnsafeTarget(f"{target}: no indexed root recorded for this photo")
     real_root = os.path.realpath(root)
-    if not _inside(os.path.abspath(target), os.path.abspath(root)):
+    if not is_under(os.path.abspath(target), os.path.abspath(root)):
         raise UnsafeTarget(f"{target}: outside the indexed root {root}")
     if os.path.islink(target):
         raise UnsafeTarget(f"{target}: is a symbolic link; refusing to write through it")
     if os.path.lexists(target) and not stat.S_ISREG(os.lstat(target).st_mode):
         raise UnsafeTarget(f"{target}: not a regular file")
     real_parent = os.path.realpath(target.parent)
-    if not _inside(real_parent, real_root):
+    if not is_under(real_parent, real_root):
         raise UnsafeTarget(f"{target}: its folder resolves to {real_parent}, outside the indexed root {root}")
 
 

@@ -9,19 +9,17 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from indexer.db.models import STATUS_OK, Photo
+from indexer.db.models import Photo
+from indexer.domain import STATUS_OK
 from indexer.export.safety import sidecar_path
+from indexer.query import QueryError, parse, search
 
 
 class SelectionError(ValueError):
-    """The query text is invalid or the query module is unavailable; the message says why."""
+    """The query text is invalid; the message says why."""
 
 
 def _query_photos(session: Session, text: str, min_score: float | None) -> list[Photo]:
-    try:
-        from indexer.query import QueryError, parse, search
-    except ImportError as exc:  # the query module lands separately
-        raise SelectionError(f"QUERY needs the query module, which is not available here ({exc})") from exc
     try:
         kwargs = {} if min_score is None else {"min_score": min_score}
         matches = search(session, parse(text), limit=None, **kwargs)

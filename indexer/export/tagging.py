@@ -24,8 +24,16 @@ class Summary:
     counts: Counter[str] = field(default_factory=Counter)
     problems: list[xmp.Outcome] = field(default_factory=list)
 
+    sidecar_writes: int = 0   # written (or would be) to a sidecar: for in-file mode, formats not rewritten
+    in_file_writes: int = 0
+
     def add(self, outcome: xmp.Outcome) -> None:
         self.counts[outcome.status] += 1
+        if outcome.status in (xmp.WRITTEN, xmp.WOULD_WRITE):
+            if outcome.target == outcome.photo:
+                self.in_file_writes += 1
+            else:
+                self.sidecar_writes += 1
         if not outcome.ok:
             self.problems.append(outcome)
 
@@ -40,11 +48,22 @@ class Summary:
 
 
 OnOutcome = Callable[[xmp.Outcome], None]
+OnRewritten = Callable[[Path], None]  # a photo file whose metadata we rewrote (keep the index in step)
+
+
+def _report(outcome: xmp.Outcome, summary: Summary, on_outcome: OnOutcome | None,
+            on_rewritten: OnRewritten | None) -> None:
+    """Bookkeeping first (the index must hear of every rewrite, whatever is printed), then the caller."""
+    summary.add(outcome)
+    if on_rewritten and outcome.rewrote_photo:
+        on_rewritten(outcome.photo)
+    if on_outcome:
+        on_outcome(outcome)
 
 
 def tag_photos(photos: Iterable[PhotoLike], *, mode: str = xmp.SIDECAR, min_score: float = DEFAULT_MIN_SCORE,
                prefix: str = DEFAULT_PREFIX, dry_run: bool = False, on_outcome: OnOutcome | None = None,
-               exiftool: ExifTool | None = None) -> Summary:
+               exiftool: ExifTool | None = None, on_rewritten: OnRewritten | None = None) -> Summary:
     """Bring each photo's tags in line with its faces (removing our old tags where none qualify now)."""
     summary = Summary()
     et = exiftool or ExifTool()
@@ -53,9 +72,7 @@ def tag_photos(photos: Iterable[PhotoLike], *, mode: str = xmp.SIDECAR, min_scor
             emotions = emotions_for_faces(photo.faces, min_score)
             outcome = xmp.apply(et, Path(photo.path), photo.root, emotions, mode=mode, prefix=prefix,
                                 dry_run=dry_run)
-            summary.add(outcome)
-            if on_outcome:
-                on_outcome(outcome)
+            _report(outcome, summary, on_outcome, on_rewritten)
     finally:
         if exiftool is None:
             et.close()
@@ -64,7 +81,7 @@ def tag_photos(photos: Iterable[PhotoLike], *, mode: str = xmp.SIDECAR, min_scor
 
 def untag_photos(photos: Iterable[PhotoLike], *, modes: Sequence[str] = (xmp.SIDECAR, xmp.IN_FILE),
                  dry_run: bool = False, on_outcome: OnOutcome | None = None,
-                 exiftool: ExifTool | None = None) -> Summary:
+                 exiftool: ExifTool | None = None, on_rewritten: OnRewritten | None = None) -> Summary:
     """Remove exactly the values we recorded as ours, from the sidecar and/or the file itself."""
     summary = Summary()
     et = exiftool or ExifTool()
@@ -75,9 +92,7 @@ def untag_photos(photos: Iterable[PhotoLike], *, modes: Sequence[str] = (xmp.SID
                 if mode == xmp.IN_FILE and xmp.mode_for(path, mode) != xmp.IN_FILE:
                     continue  # RAW & co. never got in-file tags
                 outcome = xmp.apply(et, path, photo.root, [], mode=mode, dry_run=dry_run)
-                summary.add(outcome)
-                if on_outcome:
-                    on_outcome(outcome)
+                _report(outcome, summary, on_outcome, on_rewritten)
     finally:
         if exiftool is None:
             et.close()

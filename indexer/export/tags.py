@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from indexer.vision.crop import CLASSES
+from indexer.domain import CLASSES, DEFAULT_TAG_MIN_SCORE
 
 DEFAULT_PREFIX = "Emotion"
-DEFAULT_MIN_SCORE = 0.6  # F0.5-best on facial_expressions_dev: benchmarks/tag_threshold.py
-"""Default threshold on the top class probability; see the README section "Which faces make a tag"."""
+DEFAULT_MIN_SCORE = DEFAULT_TAG_MIN_SCORE  # the one default threshold, named where tags are made
 
 FORBIDDEN = (",", "|", "/", "\\")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from indexer.export.safety import (
     sweep_temp_files,
     temp_name,
 )
+from indexer.media.xmp import XMPError, read_sidecar
 
 SIDECAR = "sidecar"
 IN_FILE = "in-file"
@@ -67,6 +67,12 @@ class Outcome:
     def ok(self) -> bool:
         return self.status not in (FAILED, REFUSED)
 
+    @property
+    def rewrote_photo(self) -> bool:
+        """The photo file itself was rewritten (in-file tags added or removed): same pixels, new
+        size, mtime and hash, which the index must hear about."""
+        return self.status in (WRITTEN, REMOVED) and self.target == self.photo
+
 
 @dataclass
 class Plan:
@@ -99,15 +105,12 @@ def mode_for(photo: Path, requested: str) -> str:
 
 
 def check_wellformed(path: Path) -> None:
-    """Parse the sidecar ourselves first: exiftool may accept junk, and we must not rewrite it."""
+    """Parse the sidecar ourselves first, with the XMP reader `media` uses (bounded, no DOCTYPE or
+    entities): exiftool may accept junk, and we must not rewrite it."""
     try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise MalformedXMP(f"{path}: malformed XMP sidecar left untouched ({exc})") from exc
-    except OSError as exc:
-        raise MalformedXMP(f"{path}: cannot read sidecar ({exc.strerror or exc})") from exc
-    if root.tag not in ("{adobe:ns:meta/}xmpmeta", "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF"):
-        raise MalformedXMP(f"{path}: not an XMP packet (root element {root.tag}); left untouched")
+        read_sidecar(path)
+    except XMPError as exc:
+        raise MalformedXMP(f"{path}: XMP sidecar left untouched: {exc}") from exc
 
 
 def _arg(path: Path) -> str:

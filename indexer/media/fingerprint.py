@@ -38,6 +38,8 @@ class KnownPhoto:
     metadata-only edit (same fingerprint, same orientation) from new pixels."""
     content_hash: str
     orientation: int | None
+    width: int | None = None     # displayed size, for named regions written in that frame
+    height: int | None = None
 
 
 def _jpeg_image_parts(data: bytes) -> list[memoryview] | None:

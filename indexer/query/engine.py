@@ -8,6 +8,9 @@ by descending score, ties newest first, then by path.  Without emotion words the
 are every matching photo with faces, newest first (undated last); each still reports its
 dominant face's emotion and probability.
 
+People.  With names (`person:` or names in the words) and emotion words, only the named people's
+own faces are ranked: "happy photos of Anna" is scored by Anna's smile, not a bystander's.
+
 Speed.  An emotion query reads faces best-first along the (emotion, score) index, one stream
 per asked emotion merged in Python, and stops as soon as `limit` distinct photos are found,
 instead of grouping and sorting every sad face in the library; a query without emotions walks
@@ -22,10 +25,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, Select, exists, func, null, select
+from sqlalchemy import ColumnElement, Row, Select, case, exists, func, null, select
 from sqlalchemy.orm import Session, selectinload
 
-from indexer.db.models import DATE_EXIF, DATE_FILE, STATUS_OK, Face, Photo
+from indexer.db.models import Face, Person, Photo, PhotoPerson
+from indexer.domain import DATE_EXIF, DATE_FILE, STATUS_OK
+from indexer.query import filters
 from indexer.query.parse import Query
 
 LOAD_CHUNK = 500  # photo ids per IN (...) when loading rows: far below SQLite's variable limit
@@ -51,29 +56,13 @@ class Match:
         return self.photo.date_source == DATE_FILE
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def photo_conditions(query: Query, exif_only: bool = False) -> list[ColumnElement[bool]]:
-    """WHERE terms on `photos` shared by every kind of query."""
+    """WHERE terms on `photos` shared by every kind of query: what each filter adds (filters.py)."""
     conds: list[ColumnElement[bool]] = [Photo.status == STATUS_OK]
     if exif_only:
         conds.append(Photo.date_source == DATE_EXIF)
-    if query.start is not None:
-        conds.append(Photo.taken_at >= query.start)
-    if query.end is not None:
-        conds.append(Photo.taken_at < query.end)
-    if query.min_faces is None and query.max_faces is None:
-        conds.append(Photo.face_count >= 1)  # "every indexed photo with faces"
-    else:
-        if query.min_faces:
-            conds.append(Photo.face_count >= query.min_faces)
-        if query.max_faces is not None:
-            conds.append(Photo.face_count <= query.max_faces)
-    for fragment in query.paths:
-        # LIKE is case-insensitive for ASCII in SQLite: "path:trips" finds .../Trips/...
-        conds.append(Photo.path.like(f"%{_like_escape(fragment)}%", escape="\\"))
+    for flt in filters.FILTERS:
+        conds.extend(flt.conditions(query))
     return conds
 
 
@@ -84,6 +73,8 @@ def emotion_select(emotion: str, query: Query, min_score: float | None = None, e
     stop reading as soon as it has enough distinct photos."""
     threshold = _threshold(query, min_score)
     conds = [Face.emotion == emotion, *photo_conditions(query, exif_only)]
+    if (named := _named_faces(query)) is not None:
+        conds.append(Face.id.in_(named))
     if threshold is not None:
         conds.append(Face.score >= threshold)
     return (
@@ -101,8 +92,10 @@ def date_select(query: Query, limit: int | None = 20, min_score: float | None = 
     conds = photo_conditions(query, exif_only)
     if threshold is not None:
         conds.append(exists().where(Face.photo_id == Photo.id, Face.score >= threshold))
-    # SQLite sorts NULL lowest, so DESC already puts undated photos last and can walk the index
-    stmt = select(Photo.id, null().label("score")).where(*conds).order_by(Photo.taken_at.desc(), Photo.path)
+    # undated photos last on every database: SQLite's DESC does so already (and still walks the index);
+    # PostgreSQL sorts NULL highest, so without NULLS LAST they would come first
+    stmt = (select(Photo.id, null().label("score")).where(*conds)
+            .order_by(Photo.taken_at.desc().nulls_last(), Photo.path))
     if limit is not None and limit > 0:
         stmt = stmt.limit(limit)
     return stmt
@@ -147,6 +140,8 @@ def _rank_few(session: Session, query: Query, candidates: Sequence[Row], limit: 
         # filter emotion and score here: with them in SQL, SQLite prefers the emotion index and
         # walks every face of that emotion instead of the few photos' faces
         stmt = select(Face.photo_id, Face.emotion, Face.score).where(Face.photo_id.in_(ids[i:i + LOAD_CHUNK]))
+        if (named := _named_faces(query)) is not None:
+            stmt = stmt.where(Face.id.in_(named))
         for pid, emotion, score in session.connection().execute(stmt):
             if emotion in wanted and (threshold is None or score >= threshold) and (
                     pid not in best or score > best[pid][0]):
@@ -179,8 +174,18 @@ def _threshold(query: Query, min_score: float | None) -> float | None:
     return max(values) if values else None
 
 
-def _best_face(faces: Sequence[Face], emotions: Sequence[str]) -> Face | None:
-    candidates = [f for f in faces if not emotions or f.emotion in emotions]
+def _named_faces(query: Query) -> Select | None:
+    """The faces of the people the query names (None when it names nobody)."""
+    keys = filters.person_keys(query)
+    if not keys:
+        return None
+    return (select(PhotoPerson.face_id).join(Person, Person.id == PhotoPerson.person_id)
+            .where(Person.key.in_(keys), PhotoPerson.face_id.is_not(None)))
+
+
+def _best_face(faces: Sequence[Face], emotions: Sequence[str], people: Sequence[str] = ()) -> Face | None:
+    candidates = [f for f in faces if (not emotions or f.emotion in emotions)
+                  and (not people or (f.person is not None and f.person.key in people))]
     return max(candidates, key=lambda f: f.score, default=None)
 
 
@@ -192,7 +197,10 @@ def search(session: Session, query: Query, limit: int | None = 20, min_score: fl
     lower (with no emotion asked, the dominant face's probability); `exif_only` drops photos
     dated by file time.  `load_faces=False` is for callers wanting many matches but not the
     boxes (tagging a whole library): `photo.faces` is then not preloaded and `Match.face` is
-    None, which makes 40,000 matches about three times quicker."""
+    None, which makes 40,000 matches about three times quicker.  A count in the query ("the 20
+    happiest", top:20) cuts the results too: the smaller of the two wins."""
+    if query.top is not None:
+        limit = query.top if not limit or limit <= 0 else min(limit, query.top)
     if query.emotions:
         ids = _ranked_by_emotion(session, query, limit, min_score, exif_only)
     else:
@@ -207,6 +215,8 @@ def search(session: Session, query: Query, limit: int | None = 20, min_score: fl
             stmt = stmt.options(selectinload(Photo.faces))
         else:
             faces = select(Face.photo_id, Face.emotion, Face.score).where(Face.photo_id.in_(chunk))
+            if wanted and (named := _named_faces(query)) is not None:
+                faces = faces.where(Face.id.in_(named))
             for pid, emotion, score in session.connection().execute(faces):
                 if (not wanted or emotion in wanted) and (pid not in best or score > best[pid][1]):
                     best[pid] = (emotion, score)
@@ -215,13 +225,31 @@ def search(session: Session, query: Query, limit: int | None = 20, min_score: fl
     for pid in ids:
         photo = by_id[pid]
         if load_faces:
-            face = _best_face(photo.faces, query.emotions)
+            face = _best_face(photo.faces, query.emotions, filters.person_keys(query) if query.emotions else ())
             emotion, score = (face.emotion, face.score) if face is not None else (None, None)
         else:
             face = None
             emotion, score = best.get(pid, (None, None))
         matches.append(Match(photo=photo, score=score, emotion=emotion, faces=photo.face_count, face=face))
     return matches
+
+
+def count_matches(session: Session, query: Query, min_score: float | None = None,
+                  exif_only: bool = False) -> tuple[int, int]:
+    """(photos matching `query`, how many of them are dated by file time), ignoring the count it
+    asks for: what an empty result's explanation quotes for the query with one part dropped."""
+    conds = photo_conditions(query, exif_only)
+    threshold = _threshold(query, min_score)
+    face_conds = [Face.photo_id == Photo.id]
+    if query.emotions:
+        face_conds.append(Face.emotion.in_(query.emotions))
+    if threshold is not None:
+        face_conds.append(Face.score >= threshold)
+    if len(face_conds) > 1:
+        conds.append(exists().where(*face_conds))
+    stmt = select(func.count(), func.coalesce(func.sum(case((Photo.date_source == DATE_FILE, 1), else_=0)), 0))
+    total, estimated = session.execute(stmt.select_from(Photo).where(*conds)).one()
+    return int(total), int(estimated)
 
 
 def count_indexed(session: Session) -> int:

@@ -18,10 +18,11 @@ from __future__ import annotations
 import difflib
 import re
 from calendar import monthrange
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from indexer.vision.crop import CLASSES
+from indexer.domain import CLASSES
 
 
 class QueryError(ValueError):
@@ -31,16 +32,18 @@ class QueryError(ValueError):
 # --- vocabulary ------------------------------------------------------------------------
 
 EMOTION_WORDS: dict[str, str] = {}
-_SYNONYMS = {
+_SYNONYMS = {  # superlatives ("happiest") are synonyms too: emotion words already rank by that emotion
     "happy": "happy happiness smiling smile smiles smiley joyful joy joyous cheerful laughing laugh laughs glad "
-             "delighted grinning grin merry beaming",
+             "delighted grinning grin merry beaming happiest merriest cheeriest cheerfullest jolliest gladdest "
+             "smiliest",
     "sad": "sad sadness unhappy crying cry cries tears tearful gloomy upset depressed miserable sorrowful sorrow "
-           "melancholy glum",
-    "angry": "angry anger mad furious annoyed irritated grumpy rage raging cross enraged",
+           "melancholy glum saddest unhappiest gloomiest glummest",
+    "angry": "angry anger mad furious annoyed irritated grumpy rage raging cross enraged angriest maddest "
+             "grumpiest crossest",
     "surprise": "surprise surprised shocked shock amazed astonished stunned astounded wow",
     "fear": "fear scared afraid fearful frightened terrified anxious nervous worried spooked",
     "disgust": "disgust disgusted grossed gross revolted repulsed yuck",
-    "neutral": "neutral calm serious expressionless blank straight-faced poker-faced",
+    "neutral": "neutral calm serious expressionless blank straight-faced poker-faced calmest",
 }
 for _cls, _words in _SYNONYMS.items():
     for _w in _words.split():
@@ -82,14 +85,23 @@ RELATIVE_UNITS = {"day": "day", "days": "day", "week": "week", "weeks": "week", 
 PREPOSITIONS = frozenset(["from", "in", "during", "on", "between", "before", "after", "since", "until", "till",
                           "through", "to"])  # each must be followed by a date
 NEGATIONS = frozenset(["not", "no", "without", "except", "but"])
-FILTER_KEYS = ("emotion", "mood", "year", "date", "after", "before", "since", "until", "path", "faces", "score")
+# "top 10 surprised", "the 5 saddest", "most fearful": the emotion words rank, these words only
+# say so (and "top"/a count before an emotion or photo word cuts the results at that count)
+RANK_WORDS = frozenset(["top", "most", "best"])
+COUNT_WORDS = {w: i for i, w in enumerate(
+    "one two three four five six seven eight nine ten eleven twelve".split(), start=1)} | {"twenty": 20}
+COUNTED_NOUNS = frozenset(["photos", "photo", "pictures", "picture", "pics", "images", "shots", "snaps",
+                           "snapshots", "portraits", "selfies"])
 
 MIN_YEAR, MAX_YEAR = 1826, 2199  # the first photograph .. far future: anything else is a typo
 
 KNOWN_WORDS = sorted(
     set(EMOTION_WORDS) | FILLERS | GROUP_WORDS | ALONE_WORDS | COUPLE_WORDS | set(MONTHS) | set(SEASONS["north"])
     | PREPOSITIONS | {"and", "or", "last", "this", "past", "today", "yesterday", "out"} | set(RELATIVE_UNITS)
+    | RANK_WORDS | set(COUNT_WORDS)
 )
+
+_KNOWN_SET = frozenset(KNOWN_WORDS)
 
 
 # --- the value -------------------------------------------------------------------------
@@ -111,22 +123,12 @@ class Query:
     max_faces: int | None = None
     paths: tuple[str, ...] = ()
     min_score: float | None = None
+    top: int | None = None  # "the 20 happiest", "top 10", top:10: at most this many results
+    extra: tuple[tuple[str, str], ...] = ()  # (filter name, value) of filters without a field here
 
     def describe(self) -> str:
-        """A short human summary, e.g. for "no photos match ..." messages."""
-        parts = [" or ".join(self.emotions)] if self.emotions else ["any emotion"]
-        if self.start or self.end:
-            start = self.start.date().isoformat() if self.start else "…"
-            end = (self.end - timedelta(microseconds=1)).date().isoformat() if self.end else "…"
-            parts.append(start if start == end else f"{start}..{end}")
-        if self.min_faces is not None or self.max_faces is not None:
-            lo, hi = self.min_faces, self.max_faces
-            parts.append(f"{lo} face{'s' if lo != 1 else ''}" if lo == hi
-                         else f"{lo}+ faces" if hi is None else f"{lo or 0}..{hi} faces")
-        parts.extend(f"path contains {p!r}" for p in self.paths)
-        if self.min_score is not None:
-            parts.append(f"score >= {self.min_score:g}")
-        return ", ".join(parts)
+        """A short human summary, e.g. for "no photos match ..." messages (each filter says its part)."""
+        return ", ".join(part for f in _filters.FILTERS for part in f.describe(self))
 
 
 # --- dates -----------------------------------------------------------------------------
@@ -420,73 +422,64 @@ def _suggest(word: str, vocabulary: list[str] | tuple[str, ...], n: int = 3) -> 
     return difflib.get_close_matches(word, vocabulary, n=n, cutoff=0.6)
 
 
-def _emotions_from(value: str, key: str) -> list[str]:
-    out = []
-    for part in re.split(r"[,|+/]", value.lower()):
-        if not part:
-            continue
-        if part not in EMOTION_WORDS and part not in CLASSES:
-            hint = _suggest(part, sorted(set(EMOTION_WORDS) | set(CLASSES)))
-            raise QueryError(f"{key}:{value}: unknown emotion {part!r}"
-                             + (f" (did you mean {', '.join(hint)}?)" if hint else f" (known: {', '.join(CLASSES)})"))
-        out.append(EMOTION_WORDS.get(part, part))
-    if not out:
-        raise QueryError(f"{key}: needs an emotion, e.g. {key}:sad")
-    return out
-
-
-def _faces_from(value: str) -> tuple[int, int | None]:
-    v = value.strip()
-    if m := re.fullmatch(r"(\d+)\+", v):
-        return int(m.group(1)), None
-    if m := re.fullmatch(r"(\d+)", v):
-        return int(v), int(v)
-    if m := re.fullmatch(r"(\d+)(?:\.\.|-)(\d+)", v):
-        lo, hi = int(m.group(1)), int(m.group(2))
-        if hi < lo:
-            raise QueryError(f"faces:{value}: the range ends before it starts")
-        return lo, hi
-    raise QueryError(f"faces:{value}: expected a count like faces:2, faces:2+ or faces:1..3")
-
-
-def _score_from(value: str) -> float:
-    v = value.strip().lstrip(">=")
-    try:
-        s = float(v[:-1]) / 100 if v.endswith("%") else float(v)
-    except ValueError:
-        raise QueryError(f"score:{value}: expected a number between 0 and 1, e.g. score:0.7") from None
-    if not 0.0 <= s <= 1.0:
-        raise QueryError(f"score:{value}: expected a number between 0 and 1 (or a percentage)")
-    return s
-
-
-def _date_filter(key: str, value: str) -> _Span:
-    v = value.strip()
-    if key in ("year", "date"):
-        span = _iso_range(v) or _iso(v)
-        if span is None or (key == "year" and not re.fullmatch(r"\d{4}|\d{4}(\.\.|-)\d{4}|\.\.\d{4}|\d{4}\.\.", v)):
-            raise QueryError(f"{key}:{value}: expected "
-                             + ("a year or range like year:2019 or year:2018..2020" if key == "year"
-                                else "a date like date:2019, date:2019-06, date:2019-06-01 or a range a..b"))
-        return span
-    span = _iso(v)
-    if span is None:
-        raise QueryError(f"{key}:{value}: expected a date like {key}:2019, {key}:2019-06 or {key}:2019-06-01")
-    return _open_span(key, span)
-
-
 # --- entry point -----------------------------------------------------------------------
 
-def parse(text: str, today: date | None = None, *, hemisphere: str = "north") -> Query:
-    """Parse query text; raise QueryError naming every word that was not understood."""
+def _name_words(name: str) -> tuple[str, ...]:
+    """A name cut into words the way query text is (lower case, punctuation stripped)."""
+    return tuple(w for w in (piece.strip(_STRIP).lower() for piece in name.split()) if w)
+
+
+def _people_index(people: Sequence[str]) -> dict[tuple[str, ...], str]:
+    """Word sequences that name a person in free text: a full name ("anna lind"), or one word of
+    it that names no one else ("anna", "lind").  A single word that is also a query word ("may",
+    "happy") never names anyone here: `person:May` does."""
+    full: dict[tuple[str, ...], str] = {}
+    for name in people:
+        words = _name_words(name)
+        if words and (len(words) > 1 or words[0] not in _KNOWN_SET):
+            full.setdefault(words, name)
+    owners: dict[str, set[str]] = {}
+    for name in people:
+        for w in _name_words(name):
+            owners.setdefault(w, set()).add(name)
+    for w, names in owners.items():
+        if len(names) == 1 and w not in _KNOWN_SET and (w,) not in full and not w.isdigit():
+            full[(w,)] = next(iter(names))
+    return full
+
+
+def _match_name(words: list[str], pos: int, index: dict[tuple[str, ...], str]) -> tuple[str, int] | None:
+    """The longest name starting at words[pos], and how many words it took."""
+    longest = max((len(k) for k in index), default=0)
+    for n in range(min(longest, len(words) - pos), 0, -1):
+        if (name := index.get(tuple(words[pos:pos + n]))) is not None:
+            return name, n
+    return None
+
+
+def near_names(word: str, people: Sequence[str], n: int = 3) -> list[str]:
+    """People whose name, or a word of it, looks like `word` (for "did you mean")."""
+    by_word: dict[str, list[str]] = {}
+    for name in people:
+        by_word.setdefault(name.casefold(), []).append(name)
+        for w in _name_words(name):
+            by_word.setdefault(w, []).append(name)
+    close = difflib.get_close_matches(word.casefold(), list(by_word), n=n, cutoff=0.7)
+    return list(dict.fromkeys(name for c in close for name in by_word[c]))[:n]
+
+
+def parse(text: str, today: date | None = None, *, hemisphere: str = "north",
+          people: Sequence[str] | None = None) -> Query:
+    """Parse query text; raise QueryError naming every word that was not understood.
+
+    `people`: the names the index knows.  With it, names are understood in free text ("happy
+    photos of Anna Lind", "Anna and Ben laughing") and `person:` values are checked, with a "did
+    you mean" for near names; without it, `person:` takes any name and free text has none."""
     if hemisphere not in SEASONS:
         raise QueryError(f"hemisphere must be 'north' or 'south', not {hemisphere!r}")
     today = today or date.today()
-    emotions: list[str] = []
-    spans: list[_Span] = []
-    face_bounds: list[tuple[int, int | None]] = []
-    paths: list[str] = []
-    scores: list[float] = []
+    terms = _filters.Terms(people=None if people is None else list(people))
+    names = _people_index(people or ())
     words: list[str] = []
 
     for raw in _TOKEN.findall(text or ""):
@@ -495,25 +488,16 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
             key = key.lower()
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
-            if key not in FILTER_KEYS:
-                hint = _suggest(key, FILTER_KEYS)
+            flt = _filters.filter_for(key)
+            if flt is None:
+                keys = _filters.filter_keys()
+                hint = _suggest(key, keys)
                 raise QueryError(f"unknown filter {key + ':'!r}"
                                  + (f" (did you mean {', '.join(h + ':' for h in hint)}?)" if hint
-                                    else f" (known: {', '.join(k + ':' for k in FILTER_KEYS)})"))
+                                    else f" (known: {', '.join(k + ':' for k in keys)})"))
             if not value:
-                raise QueryError(f"{key}: needs a value, e.g. " + {
-                    "path": "path:Trips", "faces": "faces:2+", "score": "score:0.7", "emotion": "emotion:sad",
-                    "mood": "mood:happy"}.get(key, f"{key}:2019"))
-            if key in ("emotion", "mood"):
-                emotions.extend(_emotions_from(value, key))
-            elif key == "path":
-                paths.append(value)
-            elif key == "faces":
-                face_bounds.append(_faces_from(value))
-            elif key == "score":
-                scores.append(_score_from(value))
-            else:
-                spans.append(_date_filter(key, value))
+                raise QueryError(f"{key}: needs a value, e.g. {flt.example_for(key)}")
+            flt.read(key, value, terms)
             continue
         for piece in raw.split(","):
             word = piece.strip(_STRIP).lower()
@@ -538,25 +522,32 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
     unknown: list[str] = []
     while p.peek() is not None:
         w = p.peek()
+        if (count := _count_at(p)) is not None:
+            terms.tops.append(count)
+            continue
+        if names and (found := _match_name(p.words, p.pos, names)):
+            terms.extra.append(("person", found[0]))
+            p.pos += found[1]
+            continue
         # "3 faces", "2+ people"
         if re.fullmatch(r"\d{1,3}\+?", w) and p.peek(1) in ("faces", "people", "persons", "face", "person"):
-            face_bounds.append(_faces_from(w))
+            terms.face_bounds.append(_filters.faces_bounds(w))
             p.pos += 2
             continue
         span = p.date_expr()
         if span is not None:
-            spans.append(span)
+            terms.spans.append(span)
             continue
         p.pos += 1
         if w in EMOTION_WORDS:
-            emotions.append(EMOTION_WORDS[w])
+            terms.emotions.append(EMOTION_WORDS[w])
         elif w in GROUP_WORDS:
-            face_bounds.append((3, None))
+            terms.face_bounds.append((3, None))
         elif w in ALONE_WORDS:
-            face_bounds.append((1, 1))
+            terms.face_bounds.append((1, 1))
         elif w in COUPLE_WORDS:
-            face_bounds.append((2, 2))
-        elif w in FILLERS or w in CONNECTORS or w in ("and", "or"):
+            terms.face_bounds.append((2, 2))
+        elif w in FILLERS or w in CONNECTORS or w in RANK_WORDS or w in ("and", "or"):
             pass
         elif w in PREPOSITIONS or w in ("last", "this", "past"):
             unknown.append(w)
@@ -564,23 +555,23 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
             unknown.append(w)
 
     if unknown:
-        raise QueryError(_unknown_message(unknown))
+        raise QueryError(_unknown_message(unknown, people or ()))
 
     start = end = None
-    for span in spans:
+    for span in terms.spans:
         start = span.start if start is None else max(start, span.start)
         end = span.end if end is None else min(end, span.end)
     if start is not None and end is not None and end <= start:
         raise QueryError("the dates in this query exclude each other (no day satisfies all of them)")
     lo = hi = None
-    for f_lo, f_hi in face_bounds:
+    for f_lo, f_hi in terms.face_bounds:
         lo = f_lo if lo is None else max(lo, f_lo)
         if f_hi is not None:
             hi = f_hi if hi is None else min(hi, f_hi)
     if lo is not None and hi is not None and hi < lo:
         raise QueryError("the face counts in this query exclude each other (e.g. 'alone' and 'group')")
 
-    ordered = tuple(c for c in CLASSES if c in set(emotions))
+    ordered = tuple(c for c in CLASSES if c in set(terms.emotions))
     return Query(
         text=text or "",
         emotions=ordered,
@@ -588,12 +579,40 @@ def parse(text: str, today: date | None = None, *, hemisphere: str = "north") ->
         end=None if end is None or end >= date(MAX_YEAR + 1, 1, 1) else datetime.combine(end, datetime.min.time()),
         min_faces=lo,
         max_faces=hi,
-        paths=tuple(paths),
-        min_score=max(scores) if scores else None,
+        paths=tuple(terms.paths),
+        min_score=max(terms.scores) if terms.scores else None,
+        top=min(terms.tops) if terms.tops else None,
+        extra=tuple(terms.extra),
     )
 
 
-def _unknown_message(unknown: list[str]) -> str:
+def _count(word: str | None) -> int | None:
+    """'20' or 'five' as a number of results; None for anything else (a year like 2019 is a date)."""
+    if word is None:
+        return None
+    if re.fullmatch(r"\d{1,3}", word):
+        return int(word)
+    return COUNT_WORDS.get(word)
+
+
+def _count_at(p: _Parser) -> int | None:
+    """A result count starting at the parser's position, consumed: "top 10" (any number, also 4 digits),
+    "top ten", or a count directly before an emotion, "most" or a photo word ("the 5 saddest",
+    "20 photos")."""
+    w, nxt = p.peek(), p.peek(1)
+    if w in ("top", "best") and (_count(nxt) is not None or re.fullmatch(r"\d{1,6}", nxt or "")):
+        n, used = int(nxt) if nxt.isdigit() else COUNT_WORDS[nxt], 2
+    elif _count(w) is not None and (nxt in EMOTION_WORDS or nxt in COUNTED_NOUNS or nxt in RANK_WORDS):
+        n, used = _count(w), 1
+    else:
+        return None
+    if n < 1:
+        raise QueryError(f"{' '.join(p.words[p.pos:p.pos + used])}: the number of results must be at least 1")
+    p.pos += used
+    return n
+
+
+def _unknown_message(unknown: list[str], people: Sequence[str] = ()) -> str:
     parts = []
     for w in dict.fromkeys(unknown):
         if w in NEGATIONS:
@@ -603,8 +622,13 @@ def _unknown_message(unknown: list[str]) -> str:
             parts.append(f"{w!r} (expected a date after {w.split()[0]!r}, e.g. 2019, March 2019, 2019-06-01, "
                          "summer 2021, last year)")
             continue
-        hint = _suggest(w, KNOWN_WORDS)
+        hint = near_names(w, people) + _suggest(w, KNOWN_WORDS)
         parts.append(f"{w!r} (did you mean {' / '.join(hint)}?)" if hint else f"{w!r} (no similar known word)")
     return ("not understood: " + ", ".join(parts)
             + "; use emotion words, dates (2019, March 2019, last year, summer 2021, before/after/between ...) "
-              "or filters emotion: year: after: before: path: faces: score:")
+              "or filters " + " ".join(k + ":" for k in _filters.main_keys()))
+
+
+# The filters (filters.py) use the vocabulary and date helpers above, and the parser uses the
+# filters: imported last, as a module, so either can be imported first.
+from indexer.query import filters as _filters  # noqa: E402

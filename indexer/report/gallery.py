@@ -20,9 +20,9 @@ from importlib import resources
 from pathlib import Path
 
 from indexer.db.models import Face, Photo
+from indexer.domain import CLASSES
 from indexer.fsutil import atomic_write
 from indexer.query.engine import Match
-from indexer.vision.crop import CLASSES
 
 THUMB_QUALITY = 82
 BARS_OPEN = 2  # faces whose bars show at once; the rest fold into <details>
@@ -75,14 +75,30 @@ def _pct(value: float, total: float) -> str:
     return f"{max(0.0, min(100.0, 100.0 * value / total)):.3f}%"
 
 
+def _clipped(face: Face, width: int, height: int) -> tuple[int, int, int, int]:
+    """The face's box cut to the photo: a detector may return a face partly outside the frame,
+    and a box drawn past the edge would spill over the next card."""
+    x0, y0 = max(0, face.x), max(0, face.y)
+    x1, y1 = min(width, face.x + face.w), min(height, face.y + face.h)
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
 def _box(face: Face, n: int, width: int, height: int) -> str:
-    style = (f"left:{_pct(face.x, width)};top:{_pct(face.y, height)};"
-             f"width:{_pct(face.w, width)};height:{_pct(face.h, height)}")
-    where = " low" if face.y < 0.06 * height else ""  # label inside the box when there is no room above
-    if face.x + face.w > 0.75 * width:
+    x, y, w, h = _clipped(face, width, height)
+    style = f"left:{_pct(x, width)};top:{_pct(y, height)};width:{_pct(w, width)};height:{_pct(h, height)}"
+    where = " low" if y < 0.06 * height else ""  # label inside the box when there is no room above
+    if x + w > 0.75 * width:
         where += " right"  # label anchored to the box's right edge so it is not cut off
-    return (f'<div class="box e-{e(face.emotion)}{where}" style="{style}" data-emotion="{e(face.emotion)}" '
-            f'title="face {n}: {e(face.emotion)} {face.score:.0%}"><span>{n} {e(face.emotion)}</span></div>')
+    label = _who(face) or str(n)
+    person = f' data-person="{e(face.person.name)}"' if face.person is not None else ""
+    return (f'<div class="box e-{e(face.emotion)}{where}" style="{style}" data-emotion="{e(face.emotion)}"{person} '
+            f'title="face {n}: {label} {e(face.emotion)} {face.score:.0%}"><span>{label} {e(face.emotion)}</span>'
+            '</div>')
+
+
+def _who(face: Face) -> str:
+    """The face's name from the photo's metadata, escaped; '' when no one is named there."""
+    return e(face.person.name) if face.person is not None else ""
 
 
 def _bars(face: Face, n: int) -> str:
@@ -91,7 +107,8 @@ def _bars(face: Face, n: int) -> str:
         p = float(getattr(face, c))
         rows.append(f'<span class="lbl">{c}</span><span class="track"><span class="fill e-{c}" '
                     f'style="width:{_pct(p, 1.0)}"></span></span><span class="val">{p:.0%}</span>')
-    return (f'<div class="face" data-face="{n}"><h3>Face {n}: {e(face.emotion)} {face.score:.0%}</h3>'
+    who = f" ({_who(face)})" if face.person is not None else ""
+    return (f'<div class="face" data-face="{n}"><h3>Face {n}{who}: {e(face.emotion)} {face.score:.0%}</h3>'
             f'<div class="bars">{"".join(rows)}</div></div>')
 
 
@@ -106,9 +123,19 @@ def _date(photo: Photo) -> str:
     return text
 
 
+def ordered_faces(match: Match) -> list[Face]:
+    """The faces in the order the card shows them: on a card that matched an emotion, the face
+    that gave the score first, then the others by their probability for that emotion, so the
+    face the query was about is never folded away behind the others."""
+    faces = list(match.photo.faces)
+    if match.emotion not in CLASSES:
+        return faces
+    return sorted(faces, key=lambda f: (f is not match.face, -float(getattr(f, match.emotion))))
+
+
 def _card(match: Match, thumb: Thumbnail | None) -> str:
     photo = match.photo
-    faces = list(photo.faces)
+    faces = ordered_faces(match)
     width = photo.width or (thumb.full_width if thumb else 4)
     height = photo.height or (thumb.full_height if thumb else 3)
     name = Path(photo.path).name

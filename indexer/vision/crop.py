@@ -12,8 +12,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from indexer.domain import CLASSES
+
+__all__ = ["CLASSES", "FACE_MARGIN", "FACE_MARGINS", "INPUT_SIZE", "crop_face", "crop_faces", "normalise",
+           "square_box", "to_gray"]
+
 INPUT_SIZE = 48
-CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # Fraction of the detector box added on each side before cropping (square crop).
 FACE_MARGIN = 0.1
 # Detectors frame faces differently (YuNet: tight, chin to brows; Haar: a looser square), so

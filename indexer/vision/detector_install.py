@@ -61,6 +61,13 @@ def add_yunet(source: Path, dest: Path | None = None) -> Path:
         tmp.unlink(missing_ok=True)
 
 
+def offline_hint(url: str = YUNET_URL) -> str:
+    """What to do when this machine cannot download: the same file, brought by hand, through `model add`."""
+    name = url.rstrip("/").rsplit("/", 1)[-1] or "the .onnx file"
+    return (f"Without a network here: download {name} on another machine ({url}), copy it over, then run "
+            f"`moodindex model add yunet PATH/TO/{name}` (it is checked to load before it is installed).")
+
+
 def fetch_yunet(url: str = YUNET_URL, sha256: str = YUNET_SHA256, dest: Path | None = None,
                 timeout: float = 60.0) -> Path:
     """Download YuNet weights, verify the pinned checksum, install them."""
@@ -80,7 +87,7 @@ def fetch_yunet(url: str = YUNET_URL, sha256: str = YUNET_SHA256, dest: Path | N
                         out.write(chunk)
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
-                raise DetectorError(f"download from {url} failed: {reason}") from exc
+                raise DetectorError(f"download from {url} failed: {reason}\n{offline_hint(url)}") from exc
         got = sha256_file(tmp)
         if got != sha256.lower():
             raise DetectorError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {got}; nothing installed")

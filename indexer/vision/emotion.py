@@ -187,7 +187,9 @@ class EmotionModel:
     def model_id(self) -> str:
         """Name, version and content fingerprint: what an index row records, so that a
         re-exported model (same version, new weights) is recognised as a different one."""
-        return f"{self.name}-{self.version}+{self.sha256[:8]}"
+        from indexer.vision.identity import model_id
+
+        return model_id(self.name, self.version, self.sha256)
 
     # -- inference -----------------------------------------------------------------
     def _to_input(self, faces_u8: np.ndarray) -> np.ndarray:

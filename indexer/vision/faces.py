@@ -2,8 +2,8 @@
 
 - `yunet`: OpenCV Zoo's YuNet CNN, run by ONNX Runtime when installed (yunet_ort.py, ~3x
   faster) or else by `cv2.FaceDetectorYN`: accurate, fast, few false faces.  Its weights are
-  not ours to ship: `moodindex models fetch yunet` downloads them (pinned sha256) or
-  `moodindex models add yunet PATH` installs a local copy.
+  not ours to ship: `moodindex model fetch yunet` downloads them (pinned sha256) or
+  `moodindex model add yunet PATH` installs a local copy.
 - `haar`: the frontal-face Haar cascade inside OpenCV 4.x wheels: zero downloads, weaker.
 - `auto`: YuNet when installed, else Haar.
 
@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from indexer.config import data_dir
+from indexer.domain import DETECTOR_CHOICES
 from indexer.vision import yunet_ort
 
 YUNET_FILE = "face_detection_yunet.onnx"
@@ -117,8 +118,8 @@ class YuNetDetector:
                  threads: int = 1, runtime: str = "auto") -> None:
         path = Path(model) if model else yunet_path()
         if not path.exists():
-            raise DetectorError(f"YuNet weights not installed ({path}); run `moodindex models fetch yunet` "
-                                "or `moodindex models add yunet PATH`")
+            raise DetectorError(f"YuNet weights not installed ({path}); run `moodindex model fetch yunet` "
+                                "or `moodindex model add yunet PATH`")
         self._ort = self._net = None
         data = path.read_bytes()
         if runtime == "onnxruntime" and not yunet_ort.available():
@@ -169,4 +170,4 @@ def make_detector(name: str = "auto", threads: int = 1) -> FaceDetector:
         return YuNetDetector(threads=threads)
     if name == "haar":
         return HaarDetector()
-    raise DetectorError(f"unknown detector {name!r}; choose auto, yunet or haar")
+    raise DetectorError(f"unknown detector {name!r}; choose {', '.join(DETECTOR_CHOICES)}")

@@ -2,9 +2,13 @@
   moodindex.lua - emotion tags for darktable, from the moodindex command-line tool
 
   USAGE
-    * copy this file to ~/.config/darktable/lua/contrib/ (or lua/) and start it from the
-      script manager, or add `require "moodindex"` to ~/.config/darktable/luarc
-    * set the path of the moodindex program in preferences > lua options if it is not on PATH
+    * `moodindex plugins install darktable` copies this file to ~/.config/darktable/lua/contrib/,
+      adds `require "contrib/moodindex"` to ~/.config/darktable/luarc and writes the absolute path
+      of the moodindex that installed it below (INSTALLED_MOODINDEX), so a darktable started from
+      the desktop finds a moodindex that lives in a venv or pipx.  By hand: copy this file to
+      ~/.config/darktable/lua/contrib/ and start it from the script manager, or add
+      `require "contrib/moodindex"` to ~/.config/darktable/luarc
+    * another moodindex program can be set in preferences > lua options
     * lighttable: select images, then "detect emotions" (selected images module, or the
       moodindex panel); tags "Emotion|Happy" etc. are attached through darktable's tag API
     * type a query ("sad photos from 2019") in the moodindex panel and press "select matching"
@@ -51,6 +55,10 @@ else
     error(MODULE .. ": darktable Lua API " .. MIN_API .. " or newer is needed")
   end
 end
+
+-- The moodindex program when the preference is not set: `moodindex plugins install darktable`
+-- rewrites this one line with its own absolute path; as shipped, `moodindex` on PATH.
+local INSTALLED_MOODINDEX = "moodindex"
 
 local CLASSES = { "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral" }
 local BATCH = 40 -- images per moodindex call: progress updates and bounded command lines
@@ -214,7 +222,7 @@ end
 -- preferences
 -- ---------------------------------------------------------------------------------------------
 dt.preferences.register(MODULE, "executable", "file", _("moodindex: program"),
-  _("path of the moodindex program (or just moodindex when it is on PATH)"), "moodindex")
+  _("path of the moodindex program (or just moodindex when it is on PATH)"), INSTALLED_MOODINDEX)
 dt.preferences.register(MODULE, "min_score", "float", _("moodindex: minimum emotion score"),
   _("a face gets its emotion as a tag when the model is at least this sure (0..1)"), 0.6, 0.0, 1.0, 0.05)
 dt.preferences.register(MODULE, "prefix", "string", _("moodindex: parent tag"),
@@ -226,8 +234,11 @@ local function pref(name, kind, default)
   return v
 end
 
+-- the preference, unless it is empty or the bare shipped default, which the installed path replaces
 local function executable()
-  return pref("executable", "file", "moodindex")
+  local exe = pref("executable", "file", INSTALLED_MOODINDEX)
+  if exe == "moodindex" then return INSTALLED_MOODINDEX end
+  return exe
 end
 
 -- ---------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@
 #     /path/to/moodindex-bqm.sh "$INPUT" "$OUTPUT"
 #
 # Usage outside digiKam:  moodindex-bqm.sh INPUT OUTPUT
-# Environment: MOODINDEX (the moodindex program, default: moodindex on PATH),
+# Environment: MOODINDEX (the moodindex program, default: the one that installed this script,
+#              or moodindex on PATH for a copy made by hand),
 #              MOODINDEX_MIN_SCORE (default: moodindex's own), MOODINDEX_PREFIX (default Emotion).
 # Every name is passed as one quoted argument: file names are data, never shell code.
 # OUTPUT is never written through: moodindex refuses a symbolic link there before copying.
@@ -27,7 +28,9 @@ if [ -z "$input" ] || [ -z "$output" ]; then
     echo "$0: INPUT and OUTPUT must not be empty" >&2
     exit 2
 fi
-moodindex=${MOODINDEX:-moodindex}
+# `moodindex plugins install digikam` rewrites this one line with its own absolute path, quoted.
+installed_moodindex=moodindex
+moodindex=${MOODINDEX:-$installed_moodindex}
 
 set -- tag-file --output "$output" --in-file --prefix "${MOODINDEX_PREFIX:-Emotion}"
 if [ -n "${MOODINDEX_MIN_SCORE:-}" ]; then

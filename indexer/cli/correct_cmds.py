@@ -1,0 +1,103 @@
+"""`moodindex correct` and `moodindex corrections`: the user's word on a face, kept apart from the
+model's and applied everywhere (db/corrections.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.options import text_json_option
+
+
+def register(group: click.Group) -> None:
+    group.add_command(correct_cmd)
+    group.add_command(corrections_cmd)
+
+
+def _emotion(word: str) -> str:
+    from indexer.domain import CLASSES
+    from indexer.query.parse import EMOTION_WORDS
+
+    found = EMOTION_WORDS.get(word.lower(), word.lower())
+    if found not in CLASSES:
+        raise MoodindexError(f"{word!r} is not an emotion (one of: {', '.join(CLASSES)})", exit_code=2)
+    return found
+
+
+@click.command("correct")
+@click.argument("photo", type=click.Path(path_type=Path))
+@click.argument("emotion", required=False)
+@click.option("--face", "face_n", type=click.IntRange(min=0), help="Which face, numbered as `moodindex show` "
+              "lists them; needed when the photo has several.")
+@click.option("--not-a-face", is_flag=True, help="The detector was wrong: this is no face.")
+@click.option("--clear", is_flag=True, help="Forget the correction (of --face N, or of the whole photo).")
+@click.pass_obj
+def correct_cmd(app: AppContext, photo: Path, emotion: str | None, face_n: int | None, not_a_face: bool,
+                clear: bool) -> None:
+    """Say what a face really shows: `moodindex correct PHOTO angry --face 1`.  The correction wins
+    in queries, ranking, tags, the gallery and digiKam sync, and survives moves, renames,
+    `index --force` and a new model."""
+    from indexer.db.corrections import CorrectionError, correct
+    from indexer.db.corrections import clear as clear_corrections
+    from indexer.db.session import session_scope
+    from indexer.paths import normalise_path
+
+    if sum((emotion is not None, not_a_face, clear)) != 1:
+        raise MoodindexError("give one of: an EMOTION, --not-a-face or --clear", exit_code=2)
+    path = normalise_path(photo)
+    try:
+        with session_scope(app.engine) as s:
+            if clear:
+                outcome = clear_corrections(s, path, face_n)
+            else:
+                outcome = correct(s, path, None if not_a_face else _emotion(emotion or ""), face_n, not_a_face)
+    except CorrectionError as exc:
+        raise MoodindexError(str(exc), exit_code=2) from exc
+    click.echo(outcome.message)
+
+
+@click.group("corrections", invoke_without_command=True)
+@text_json_option("text for people; json for programs.")
+@click.pass_context
+def corrections_cmd(ctx: click.Context, fmt: str) -> None:
+    """Every correction you made, newest first, with the photos it applies to.
+    `corrections export DIR` writes them as training data."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app: AppContext = ctx.obj
+    from sqlalchemy.orm import Session
+
+    from indexer.db.corrections import list_corrections
+
+    with Session(app.engine) as s:
+        items = list_corrections(s)
+    if fmt == "json":
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    if not items:
+        click.echo("moodindex: no corrections yet (`moodindex correct PHOTO EMOTION`)", err=True)
+        return
+    for c in items:
+        what = "not a face" if c["not_a_face"] else c["emotion"]
+        where = ", ".join(c["paths"]) or "(photo not in the index now)"
+        click.echo(f"{c['created_at']}  {what:10}  box {c['box']}  {where}")
+
+
+@corrections_cmd.command("export")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_obj
+def corrections_export_cmd(app: AppContext, folder: Path) -> None:
+    """Corrected faces as 48x48 grey PNGs (cut by THE preprocessing) and labels.csv, for
+    `python models/training/train.py --extra FOLDER`."""
+    from sqlalchemy.orm import Session
+
+    from indexer.export.corrections import export_corrections
+
+    with Session(app.engine) as s:
+        summary = export_corrections(s, folder, app.settings.max_pixels, app.settings.max_file_bytes)
+    click.echo(f"{summary.written} corrected faces written to {folder} (labels.csv)")
+    for why in summary.skipped:
+        click.echo(f"moodindex: skipped {why}", err=True)

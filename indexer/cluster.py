@@ -1,0 +1,155 @@
+"""The second executor: the per-photo analysis as tasks on an existing Dask cluster.
+
+The scan walks and diffs the roots here, as for a local run, then hands paths to `DaskExecutor`,
+which keeps a bounded number of photos in flight (memory stays flat on a million files) and yields
+each result as it arrives, for the scan to store.  The workers run the same `pipeline.Analyzer`
+(`worker.analyze_on_cluster`); they must see the photos at the same paths (shared storage) and
+load the same model and detector, which is checked on every worker before anything is submitted.
+A worker that dies mid-photo: Dask re-runs its tasks elsewhere; a photo that kills workers again
+and again (Dask's KilledWorker) is recorded as an error with that reason.  Stopping (Ctrl-C, the
+stop event) cancels every pending task: finished photos are stored, the next run does the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from indexer.config import Settings
+from indexer.domain import STATUS_ERROR
+from indexer.media.fingerprint import KnownPhoto
+from indexer.worker import analyze_on_cluster, analyzer_identity
+
+if TYPE_CHECKING:
+    from indexer.pipeline import PhotoResult
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT_PER_THREAD = 4  # photos submitted ahead per worker thread: enough that none idles
+CONNECT_TIMEOUT_S = 20
+CLUSTER_EXTRA_HINT = ("Dask support is not installed: install moodindex's [cluster] extra "
+                      "(pip install 'moodindex[cluster]', which brings dask[distributed])")
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be used for this run (unreachable, no workers, another model); says why."""
+
+
+class DaskExecutor:
+    """Photos analysed on the Dask cluster at `address` (tcp://HOST:PORT)."""
+
+    def __init__(self, settings: Settings, stop: threading.Event, address: str) -> None:
+        # what the workers get: the analysis settings, never the database location (a URL may
+        # hold a password, and task arguments travel to the scheduler, the workers and their logs)
+        self.settings = replace(settings, db=Path(os.devnull), cluster=None)
+        self.stop = stop
+        self.address = address
+        self._client = None
+
+    # -- the Executor interface -------------------------------------------------------------------
+    def results(self, paths: Sequence[str], known: Mapping[str, KnownPhoto]) -> Iterator[PhotoResult]:
+        client = self._connect()
+        self._check_workers(client)
+        from distributed import as_completed
+
+        run = uuid.uuid4().hex[:12]
+        queue = iter(enumerate(paths))
+        in_flight: dict = {}
+
+        def submit_next():  # noqa: ANN202 - the new future, or None when nothing is left (or stopping)
+            item = next(queue, None)
+            if item is None or self.stop.is_set():
+                return None
+            i, path = item
+            fut = client.submit(analyze_on_cluster, self.settings, path, known.get(path),
+                                key=f"moodindex-{run}-{i}", pure=False)
+            in_flight[fut] = path
+            return fut
+
+        limit = max(1, self._threads(client) * IN_FLIGHT_PER_THREAD)  # backpressure: never more in flight
+        while len(in_flight) < limit and submit_next() is not None:
+            pass
+        stream = as_completed(list(in_flight))
+        try:
+            for fut in stream:
+                path = in_flight.pop(fut)
+                yield self._result_of(fut, path)
+                if self.stop.is_set():
+                    return
+                if (fut := submit_next()) is not None:
+                    stream.add(fut)
+        finally:
+            if in_flight:  # stopped or interrupted: nothing left running on the cluster for us
+                client.cancel(list(in_flight), force=True)
+                in_flight.clear()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _connect(self):  # noqa: ANN202 (distributed.Client)
+        if self._client is not None:
+            return self._client
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise ClusterError(CLUSTER_EXTRA_HINT) from exc
+        try:
+            self._client = Client(self.address, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
+        return self._client
+
+    @staticmethod
+    def _threads(client) -> int:  # noqa: ANN001
+        return sum(client.nthreads().values())
+
+    def _check_workers(self, client) -> None:  # noqa: ANN001
+        """Every worker loads the model and detector this machine would, or the run is refused."""
+        from indexer.pipeline import Analyzer
+
+        if not client.nthreads():
+            raise ClusterError(f"the Dask scheduler at {self.address} has no workers: "
+                               f"start some with `dask worker {self.address}`")
+        local = Analyzer.from_settings(self.settings)  # also fails here, clearly, if ours cannot load
+        want = {"model": str(local.model.model_id), "detector": str(local.detector.version)}
+        try:
+            seen = client.run(analyzer_identity, self.settings, on_error="return")
+        except Exception as exc:  # noqa: BLE001 - a worker that cannot even run the check
+            raise ClusterError(f"the Dask workers could not load the model: {exc}") from None
+        for worker, got in sorted(seen.items()):
+            if isinstance(got, BaseException):
+                raise ClusterError(f"worker {worker} cannot load the model or detector: {got} "
+                                   "(workers need moodindex, the same model files and the photos at the same paths)")
+            if got != want:
+                raise ClusterError(f"worker {worker} has model {got['model']} and detector {got['detector']}, "
+                                   f"this machine {want['model']} and {want['detector']}: refused, so that one "
+                                   "index never mixes two models; install the same version on every worker")
+
+    @staticmethod
+    def _result_of(fut, path: str) -> PhotoResult:  # noqa: ANN001
+        """The photo's result, or an error result naming why the cluster could not produce one."""
+        from indexer.pipeline import PhotoResult
+
+        try:
+            return fut.result()
+        except Exception as exc:  # noqa: BLE001
+            from distributed import KilledWorker
+
+            reason = ("workers died while analysing this file (Dask KilledWorker)" if isinstance(exc, KilledWorker)
+                      else f"the cluster task failed: {type(exc).__name__}: {exc}")
+            log.error("%s: %s", path, reason)
+            try:
+                st = os.stat(path)
+                size, mtime = st.st_size, st.st_mtime_ns
+            except OSError:
+                size, mtime = 0, 0
+            return PhotoResult(path, size, mtime, STATUS_ERROR, reason)
