@@ -109,9 +109,9 @@ def test_empty_result_says_so_on_stderr_and_exits_0(run_cli, rows, fmt: str, std
         "moodindex:   without 2019-01-01..2019-12-31: no photos match either\n")
 
 
-def test_empty_result_counts_without_each_part_and_says_the_dates_are_file_times(run_cli, db_path: Path) -> None:
+def test_empty_result_counts_without_each_part_and_says_the_dates_are_file_times(run_cli, db_location) -> None:
     """The first-hour case: photos copied today, asked for last summer."""
-    engine = open_db(db_path)
+    engine = open_db(db_location)
     with session_scope(engine) as s:
         for i in range(3):
             add_photo(s, f"/copied/smile{i}.jpg", datetime.now(), [("happy", 0.9)], date_source="file")
@@ -247,8 +247,8 @@ def test_query_a_real_indexed_library(run_cli, tmp_path: Path, dev_faces_dir: Pa
                 assert name not in got
 
 
-def test_the_querys_own_count_replaces_the_default_limit(run_cli, db_path: Path) -> None:
-    engine = open_db(db_path)
+def test_the_querys_own_count_replaces_the_default_limit(run_cli, db_location) -> None:
+    engine = open_db(db_location)
     with session_scope(engine) as s:
         for i in range(30):
             add_photo(s, f"/lib/smile{i:02d}.jpg", datetime(2020, 1, 1 + i % 28), [("happy", 0.5 + i / 100)])

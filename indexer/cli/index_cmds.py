@@ -106,8 +106,10 @@ def _refuse_unknown_missing(app: AppContext, paths: tuple[Path, ...]) -> None:
     missing = [p for p in paths if not os.path.exists(p)]
     if not missing:
         return
+    from indexer.db.location import exists as index_exists
+
     known: set[Path] = set()
-    if app.settings.db.exists():
+    if index_exists(app.settings.db):
         from indexer.db.photos import has_live_photos_under
         from indexer.db.read import find_photo
         from indexer.db.session import session_scope
