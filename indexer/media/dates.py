@@ -30,11 +30,8 @@ from indexer.media.xmp import (
     NS_EXIF,
     NS_PHOTOSHOP,
     NS_XMP,
-    XMPError,
     XmpPacket,
-    embedded_xmp,
-    read_sidecar,
-    sidecar_candidates,
+    first_in_xmp,
 )
 
 SOURCE_EXIF = "exif"
@@ -89,23 +86,7 @@ def date_taken(path: str | Path, data: bytes, exif: ExifInfo, mtime_ns: int) -> 
     """The photo's date and its source (see the module docstring).  Never raises for bad metadata."""
     if exif.taken_at is not None:
         return DateTaken(exif.taken_at, SOURCE_EXIF, exif.utc_offset_min)
-    notes: list[str] = []
-    for sidecar in sidecar_candidates(path):
-        if not sidecar.exists():
-            continue
-        try:
-            found = xmp_date(read_sidecar(sidecar))
-        except XMPError as exc:
-            notes.append(f"sidecar {sidecar.name} not read: {exc}")
-            continue
-        if found:
-            return DateTaken(found[0], SOURCE_SIDECAR, found[1], tuple(notes))
-    try:
-        packet = embedded_xmp(data)
-        found = xmp_date(packet) if packet is not None else None
-    except XMPError as exc:
-        notes.append(f"XMP in the file not read: {exc}")
-        found = None
+    found, where, notes = first_in_xmp(path, data, xmp_date)
     if found:
-        return DateTaken(found[0], SOURCE_XMP, found[1], tuple(notes))
+        return DateTaken(found[0], SOURCE_SIDECAR if where == "sidecar" else SOURCE_XMP, found[1], tuple(notes))
     return DateTaken(datetime.fromtimestamp(mtime_ns / 1e9).replace(microsecond=0), SOURCE_FILE, None, tuple(notes))

@@ -32,9 +32,8 @@ from indexer.media.xmp import (
     XmpPacket,
     embedded_xmp,
     field,
+    first_in_xmp,
     items,
-    read_sidecar,
-    sidecar_candidates,
     substruct,
 )
 
@@ -177,17 +176,8 @@ def named_regions(path: str | Path, data: bytes, orientation: int | None,
                   displayed: tuple[int, int] | None) -> tuple[tuple[NamedRegion, ...], tuple[str, ...]]:
     """The photo's named face regions (see the module docstring) and notes on metadata that could
     not be read.  `displayed` is the displayed photo's (width, height) when known.  Never raises."""
-    notes: list[str] = []
-    for sidecar in sidecar_candidates(path):
-        if not sidecar.exists():
-            continue
-        try:
-            found = packet_regions(read_sidecar(sidecar))
-        except XMPError as exc:
-            notes.append(f"sidecar {sidecar.name} not read for names: {exc}")
-            continue
-        if found:
-            return oriented(found, orientation, displayed), tuple(notes)
+    found, _, notes = first_in_xmp(path, data, packet_regions, " for names")
+    return oriented(found or [], orientation, displayed), tuple(notes)
     try:
         packet = embedded_xmp(data)
         found = packet_regions(packet) if packet is not None else []

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from xml.parsers import expat
 
 from indexer.media.source import UnreadablePhoto, read_photo
@@ -34,6 +36,9 @@ NS_PHOTOSHOP = "http://ns.adobe.com/photoshop/1.0/"
 _PACKET_MARKERS = ((b"<x:xmpmeta", b"</x:xmpmeta>"), (b"<rdf:RDF", b"</rdf:RDF>"))
 _JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\0"
 _PNG_XMP_KEY = b"XML:com.adobe.xmp\0"
+
+
+T = TypeVar("T")
 
 
 class XMPError(ValueError):
@@ -212,3 +217,29 @@ def sidecar_candidates(photo: str | os.PathLike) -> list[Path]:
     p = Path(photo)
     names = [p.name + ".xmp", p.name + ".XMP", p.stem + ".xmp", p.stem + ".XMP"]
     return [p.with_name(n) for n in dict.fromkeys(names)]
+
+
+def first_in_xmp(path: str | os.PathLike, data: bytes, extract: Callable[[XmpPacket], T | None],
+                 purpose: str = "") -> tuple[T | None, str | None, list[str]]:
+    """`extract` applied to the photo's sidecars (in `sidecar_candidates` order), then to the XMP
+    inside the file: the first non-empty answer, where it came from ("sidecar" or "xmp", None when
+    nowhere), and notes on packets that could not be read (`purpose` says for what).  Dates and
+    names are looked up this one way, so they agree on which sidecar wins."""
+    notes: list[str] = []
+    for sidecar in sidecar_candidates(path):
+        if not sidecar.exists():
+            continue
+        try:
+            found = extract(read_sidecar(sidecar))
+        except XMPError as exc:
+            notes.append(f"sidecar {sidecar.name} not read{purpose}: {exc}")
+            continue
+        if found:
+            return found, "sidecar", notes
+    try:
+        packet = embedded_xmp(data)
+        found = extract(packet) if packet is not None else None
+    except XMPError as exc:
+        notes.append(f"XMP in the file not read{purpose}: {exc}")
+        found = None
+    return (found, "xmp", notes) if found else (None, None, notes)
