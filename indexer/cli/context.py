@@ -53,3 +53,12 @@ class AppContext:
             except DatabaseError as exc:
                 raise MoodindexError(str(exc)) from exc
         return self._engine
+
+
+def emit_json(data: object) -> None:
+    """Every command's `--format json` output: indented, UTF-8 kept, dates as ISO text."""
+    import json
+
+    import click
+
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

@@ -3,12 +3,11 @@ model's and applied everywhere (db/corrections.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.context import AppContext, MoodindexError, emit_json
 from indexer.cli.options import text_json_option
 
 
@@ -75,7 +74,7 @@ def corrections_cmd(ctx: click.Context, fmt: str) -> None:
     with Session(app.engine) as s:
         items = list_corrections(s)
     if fmt == "json":
-        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        emit_json(items)
         return
     if not items:
         click.echo("moodindex: no corrections yet (`moodindex correct PHOTO EMOTION`)", err=True)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from indexer.cli.context import AppContext, MoodindexError
+from indexer.cli.context import AppContext, MoodindexError, emit_json
 from indexer.cli.options import detector_option, no_upgrade_option, text_json_option, workers_option
-
-
-def _emit_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 def register(group: click.Group) -> None:
@@ -74,7 +69,7 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
             bar.close()
         indexer.close()
     if fmt == "json":
-        _emit_json(summary.as_dict())
+        emit_json(summary.as_dict())
         return
     if app.verbosity >= 0:
         for why in summary.unreachable_roots:
@@ -179,7 +174,7 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
             error = "not a file" if f.exists() else "no such file"
         out.append({"path": str(f), "faces": [x.as_dict() for x in res.faces] if res else [], "error": error})
     if fmt == "json":
-        _emit_json(out)
+        emit_json(out)
     else:
         for item in out:
             if item["error"]:
@@ -208,7 +203,7 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
             raise MoodindexError(f"{photo}: not in the index (run `moodindex index` on its folder)")
         data = photo_dict(row)
     if fmt == "json":
-        _emit_json(data)
+        emit_json(data)
         return
     click.echo(data["path"])
     date = f"{data['taken_at']} ({'EXIF' if data['date_source'] == 'exif' else 'estimated from file time'})"
@@ -243,7 +238,7 @@ def list_cmd(app: AppContext, fmt: str) -> None:
             for p in iter_photos(s):
                 click.echo(p.path)
         else:
-            _emit_json([photo_dict(p, with_faces=False) for p in iter_photos(s)])
+            emit_json([photo_dict(p, with_faces=False) for p in iter_photos(s)])
 
 
 @click.command("status")
@@ -289,7 +284,7 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     with Session(app.engine) as s:
         data["last_run"] = last_run(s)
     if fmt == "json":
-        _emit_json(data)
+        emit_json(data)
         return
     click.echo(f"index     {data['db']}")
     click.echo(f"photos    {data['photos']}  faces {data['faces']}  errors {data['errors']}  "
@@ -351,7 +346,7 @@ def errors_cmd(app: AppContext, fmt: str) -> None:
     for path, reason in (run or {}).get("summary", {}).get("problems", []):
         items.append({"path": path, "error": reason, "status": "folder"})
     if fmt == "json":
-        _emit_json(items)
+        emit_json(items)
         return
     for it in items:
         click.echo(f"{it['path']}: {it['error']}")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from indexer.cli.context import AppContext
+from indexer.cli.context import AppContext, emit_json
 from indexer.cli.options import text_json_option
 
 
@@ -27,7 +25,7 @@ def people_cmd(app: AppContext, fmt: str) -> None:
     with Session(app.engine) as s:
         people = people_summary(s)
     if fmt == "json":
-        click.echo(json.dumps(people, indent=2, ensure_ascii=False))
+        emit_json(people)
         return
     if not people:
         click.echo("moodindex: no names yet: none of the indexed photos has named face regions", err=True)
