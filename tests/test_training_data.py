@@ -3,6 +3,7 @@ targets, and the camera augmentation.  Pure numpy/OpenCV: no TensorFlow needed."
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from indexer.vision.evaluate import FERPLUS_COLUMNS, ferplus_class_votes, ferplu
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "training"))
 
 from camera_aug import NONE, CameraAug  # noqa: E402
-from train import ferplus_targets, not_a_face  # noqa: E402
+from train import ferplus_targets, not_a_face, training_set  # noqa: E402
 
 
 def votes_row(**counts: int) -> np.ndarray:
@@ -78,3 +79,31 @@ def test_camera_blur_and_downscale_remove_fine_detail() -> None:
     checker = (np.indices((48, 48)).sum(axis=0) % 2 * 255).astype(np.uint8)[None]
     soft = CameraAug(p_scale=1, p_blur=1, p_gamma=0, p_noise=0, p_jpeg=0).apply(checker, np.random.default_rng(1))
     assert soft.std() < checker.std() / 2
+
+
+def training_args(tmp_path: Path, real_loss: str) -> argparse.Namespace:
+    rng = np.random.default_rng(0)
+    fer = tmp_path / "fer.npz"
+    np.savez(fer, images=rng.integers(0, 256, (3, 48, 48), dtype=np.uint8),
+             labels=np.array([CLASSES.index("sad"), CLASSES.index("surprise"), CLASSES.index("angry")]),
+             classes=np.array(CLASSES))
+    real = tmp_path / "real.npz"
+    np.savez(real, images=rng.integers(0, 256, (2, 48, 48), dtype=np.uint8),
+             labels=np.array([CLASSES.index("happy"), CLASSES.index("neutral")]))
+    return argparse.Namespace(train=fer, ferplus=None, ferplus_weight=0.0, real=str(real), real_loss=real_loss,
+                              extra=[])
+
+
+def test_real_faces_are_scored_over_their_sets_classes_only(tmp_path: Path) -> None:
+    """The real set shows happy and neutral only: with the partial loss its faces must not teach
+    'a camera photo is never sad or surprised' (the shortcut that sent real surprise to neutral)."""
+    x, t = training_set(training_args(tmp_path, "partial"))
+    k = len(CLASSES)
+    assert x.shape == (5, 48, 48) and t.shape == (5, 2 * k)
+    assert (t[:3, k:] == 1).all()                      # FER-2013 faces: every class counts
+    allowed = {CLASSES[i] for i in np.flatnonzero(t[3, k:])}
+    assert allowed == {"happy", "neutral"}
+    assert (t[3, k:] == t[4, k:]).all()
+    assert t[3, CLASSES.index("happy")] == 1.0 and t[4, CLASSES.index("neutral")] == 1.0
+    _, t_full = training_set(training_args(tmp_path, "full"))
+    assert (t_full[:, k:] == 1).all()

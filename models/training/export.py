@@ -1,7 +1,7 @@
 """Export a trained Keras checkpoint to moodindex's full-integer TFLite model, and validate it.
 
     pip install -e '.[train]'
-    python models/training/export.py --checkpoint models/runs/res-v2/best.keras --version 2.0
+    python models/training/export.py --checkpoint models/runs/res-v3/best.keras --version 2.0
 
 Writes, atomically, into models/:
   moodindex-fer-v2.tflite          int8 weights and activations, int8 input and output (logits)
@@ -55,7 +55,7 @@ MACS_BUDGET = 100_000_000
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "runs" / "res-v2" / "best.keras")
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "runs" / "res-v3" / "best.keras")
     p.add_argument("--train", type=Path, default=SHARED / "fer2013_train.npz")
     p.add_argument("--val", type=Path, default=SHARED / "fer2013_val.npz")
     p.add_argument("--out-dir", type=Path, default=ROOT / "models")

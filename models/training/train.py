@@ -2,7 +2,7 @@
 
     pip install -e '.[train]'
     python models/training/prepare_real_faces.py          # real-photo faces, cut by our own detector
-    python models/training/train.py --run models/runs/res-v2   # model 2.0, seeded; run again to resume
+    python models/training/train.py --run models/runs/res-v3   # model 2.0, seeded; run again to resume
 
 Model 2.0's recipe is the default: a small residual net (`architectures.build_resnet`)
 trained on FER-2013 Training with the FER+ vote distribution as target, plus real-photo
@@ -11,6 +11,7 @@ off to measure what it adds (the model card's ingredient table):
 
     --ferplus-weight 0     FER-2013's single labels only
     --real ''              no real-photo faces
+    --real-loss full       real faces as ordinary 7-way labels (the shortcut; see below)
     --no-camera-aug        geometric augmentation only
 
 Model 1.x's VGG: `--arch vgg --widths 32,64,128,256 --ferplus-weight 0 --real '' --no-camera-aug
@@ -21,6 +22,12 @@ never read here.  Every epoch writes `last.keras` (weights + optimizer state), `
 and a line of `log.csv`, so a run killed at the end of a session resumes in the next one;
 `best.keras` is the epoch with the best selection score (FER+ majority accuracy plus
 FER-2013 accuracy on PublicTest, float, no TTA).
+
+The real-photo set has two classes only (happy, neutral).  Trained as ordinary 7-way labels,
+it teaches the shortcut "looks like a camera photo -> happy or neutral": surprised and sad
+faces in real photos then come out neutral.  `--real-loss partial` (default) scores those
+faces over the classes their set contains only (a softmax restricted to happy and neutral),
+so they teach "happy or neutral, which one" and nothing about the classes they never show.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ SHARED = ROOT.parent / "shared" / "data"
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, default=ROOT / "models" / "runs" / "res-v2")
+    p.add_argument("--run", type=Path, default=ROOT / "models" / "runs" / "res-v3")
     p.add_argument("--train", type=Path, default=SHARED / "fer2013" / "fer2013_train.npz")
     p.add_argument("--val", type=Path, default=SHARED / "fer2013" / "fer2013_val.npz")
     p.add_argument("--ferplus", type=Path, default=SHARED / "ferplus" / "ferplus_train.npz")
@@ -61,6 +68,8 @@ def parse_args() -> argparse.Namespace:
                    help="target = w * FER+ vote distribution + (1 - w) * FER-2013 label (rows FER+ matched)")
     p.add_argument("--real", default=str(ROOT / "models" / "data" / "real_train.npz"),
                    help="real-photo faces from prepare_real_faces.py ('' = none)")
+    p.add_argument("--real-loss", choices=("partial", "full"), default="partial",
+                   help="real faces scored over their set's classes only (partial) or all seven (full)")
     p.add_argument("--extra", action="append", default=[],
                    help="a folder of corrected faces (labels.csv + 48x48 crops) to add; repeatable")
     p.add_argument("--camera-aug", action=argparse.BooleanOptionalAction, default=True)
@@ -68,7 +77,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--stem", type=int, default=16)
     p.add_argument("--widths", default="32,64,128,256")
     p.add_argument("--blocks", default="1,1,2,1")
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=5e-4)
@@ -126,7 +135,8 @@ def load_extra(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def training_set(args) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 faces (N, 48, 48) and soft targets (N, 7) from every source the flags name."""
+    """uint8 faces (N, 48, 48) and targets (N, 14): the soft target over our 7 classes, then
+    the mask of the classes the face's loss is computed over (all 7 except for partial labels)."""
     train = np.load(args.train)
     assert list(train["classes"]) == list(CLASSES), "class order must match indexer.vision.crop.CLASSES"
     use_fp = args.ferplus if args.ferplus_weight > 0 else None
@@ -136,17 +146,24 @@ def training_set(args) -> tuple[np.ndarray, np.ndarray]:
     if junk is not None:
         images, targets = images[~junk], targets[~junk]
         print(f"FER-2013 train: {len(images)} faces ({int(junk.sum())} FER+ 'not a face' rows left out)", flush=True)
-    sources = [(images, targets)]
+    every_class = np.ones(len(CLASSES), np.float32)
+    sources = [(images, targets, every_class)]
     eye = np.eye(len(CLASSES), dtype=np.float32)
     if args.real:
         real = np.load(args.real)
-        sources.append((real["images"], eye[real["labels"]]))
-        print(f"real-photo faces: {len(real['images'])} from {args.real}", flush=True)
+        allowed = every_class
+        if args.real_loss == "partial":
+            allowed = np.isin(np.arange(len(CLASSES)), np.unique(real["labels"])).astype(np.float32)
+        sources.append((real["images"], eye[real["labels"]], allowed))
+        print(f"real-photo faces: {len(real['images'])} from {args.real}, loss over "
+              + ", ".join(c for c, a in zip(CLASSES, allowed, strict=True) if a), flush=True)
     for folder in args.extra:
         x, y = load_extra(Path(folder))
-        sources.append((x, eye[y]))
+        sources.append((x, eye[y], every_class))
         print(f"extra faces: {len(x)} from {folder}", flush=True)
-    return np.concatenate([s[0] for s in sources]), np.concatenate([s[1] for s in sources])
+    x = np.concatenate([s[0] for s in sources])
+    t = np.concatenate([np.concatenate([s[1], np.broadcast_to(s[2], s[1].shape)], axis=1) for s in sources])
+    return x, t.astype(np.float32)
 
 
 def validation_set(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -229,11 +246,26 @@ def main() -> int:
         def get_config(self):
             return {}
 
+    k = len(CLASSES)
+
+    def partial_label_crossentropy(y, logits):
+        """Cross-entropy with label smoothing over each face's allowed classes (y[:, k:])."""
+        target, allowed = y[:, :k], y[:, k:]
+        smooth = allowed / tf.reduce_sum(allowed, axis=1, keepdims=True)
+        target = target * (1.0 - args.label_smoothing) + args.label_smoothing * smooth
+        masked = logits + (allowed - 1.0) * 1e4  # a disallowed class gets no probability
+        return -tf.reduce_sum(target * tf.nn.log_softmax(masked, axis=1), axis=1)
+
+    def target_accuracy(y, logits):
+        return tf.cast(tf.equal(tf.argmax(y[:, :k], axis=1), tf.argmax(logits, axis=1)), tf.float32)
+
+    custom = {"WarmupCosine": WarmupCosine, "partial_label_crossentropy": partial_label_crossentropy,
+              "target_accuracy": target_accuracy}
     last, state_path = args.run / "last.keras", args.run / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"epoch": 0, "best_score": -1.0}
     widths = [int(w) for w in args.widths.split(",")]
     if last.exists():
-        model = tf.keras.models.load_model(last, custom_objects={"WarmupCosine": WarmupCosine}, compile=True)
+        model = tf.keras.models.load_model(last, custom_objects=custom, compile=True)
         print(f"resuming {last} after epoch {state['epoch']}", flush=True)
     else:
         if args.arch == "vgg":
@@ -250,9 +282,7 @@ def main() -> int:
         opt = tf.keras.optimizers.SGD(learning_rate=WarmupCosine(), momentum=0.9, nesterov=True,
                                       weight_decay=args.weight_decay)
         model.compile(optimizer=opt,
-                      loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                                   label_smoothing=args.label_smoothing),
-                      metrics=["categorical_accuracy"], jit_compile=args.jit)
+                      loss=partial_label_crossentropy, metrics=[target_accuracy], jit_compile=args.jit)
     if state["epoch"] == 0:
         model.summary(print_fn=lambda s, **_: print(s, flush=True))
         print(f"{keras_macs(model) / 1e6:.1f} M multiply-accumulates per face (one pass)", flush=True)
@@ -295,7 +325,7 @@ def main() -> int:
             score = fer_acc + fp_acc
             lr = float(model.optimizer.learning_rate)
             secs = time.time() - t0
-            loss, acc = hist.history["loss"][0], hist.history["categorical_accuracy"][0]
+            loss, acc = hist.history["loss"][0], hist.history["target_accuracy"][0]
             log.writerow([epoch + 1, f"{loss:.4f}", f"{acc:.4f}", f"{fer_acc:.4f}", f"{fp_acc:.4f}",
                           f"{score:.4f}", f"{lr:.5f}", f"{secs:.1f}"])
             log_file.flush()
