@@ -145,6 +145,7 @@ def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datet
                 continue
             for name in EXIF_FIELDS:
                 setattr(row, name, getattr(res, name))
+            row.warnings = stored_warnings(res.warnings)  # what this read of the metadata said
             row.indexed_at = now
             store_regions(s, row, res.regions)  # names added by a metadata edit: no model ran
             continue
@@ -157,6 +158,7 @@ def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datet
             row.faces = []
         for name in RESULT_FIELDS:
             setattr(row, name, getattr(res, name))
+        row.warnings = stored_warnings(res.warnings)
         row.indexed_at = now
         row.face_count = len(res.faces)
         for i, f in enumerate(res.faces):
@@ -165,6 +167,12 @@ def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datet
                                   score=f.score, **dict(zip(CLASSES, f.scores, strict=True))))
         apply_corrections(s, row)  # the user's word over the model's, before names are matched
         store_regions(s, row, res.regions)
+
+
+def stored_warnings(warnings: Sequence[str]) -> list[str] | None:
+    """A result's warnings as the row keeps them: a list of lines, or NULL when there were none (so
+    "which photos have warnings" is an IS NOT NULL)."""
+    return list(warnings) or None
 
 
 def record_metadata_rewrite(engine: Engine, path: str | Path) -> bool:
@@ -196,5 +204,8 @@ def counts(engine: Engine) -> dict[str, int]:
     with Session(engine) as s:
         by_status = dict(s.execute(select(Photo.status, func.count()).group_by(Photo.status)).all())
         faces = s.scalar(select(func.count()).select_from(Face).join(Photo).where(Photo.status == STATUS_OK))
+        warned = s.scalar(select(func.count()).select_from(Photo)
+                          .where(Photo.status == STATUS_OK, Photo.warnings.is_not(None)))
     return {"photos": by_status.get(STATUS_OK, 0), "faces": faces or 0,
-            "errors": by_status.get(STATUS_ERROR, 0), "skipped": by_status.get(STATUS_SKIPPED, 0)}
+            "errors": by_status.get(STATUS_ERROR, 0), "skipped": by_status.get(STATUS_SKIPPED, 0),
+            "warned": warned or 0}
