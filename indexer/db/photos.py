@@ -125,6 +125,25 @@ def remove_path(engine: Engine, path: str) -> int:
         .with_for_update()).all()))
 
 
+def rows_under(engine: Engine, path: str) -> int:
+    """How many rows (tombstones included) the index holds for `path` or below it."""
+    with Session(engine) as s:
+        return s.scalar(select(func.count()).select_from(Photo)
+                        .where(or_(Photo.path == path, under(Photo.path, path)))) or 0
+
+
+def forget_under(engine: Engine, path: str) -> int:
+    """Delete the rows of `path` and everything below it, faces and names with them (`moodindex
+    forget`: the one way rows of a folder gone for good leave the index; a missing root never
+    deletes them).  The user's corrections stay: they are keyed by content and come back with the
+    photo.  Returns how many photos were forgotten."""
+    def work(s: Session) -> int:
+        return s.execute(delete(Photo).where(or_(Photo.path == path, under(Photo.path, path)))
+                         .execution_options(synchronize_session=False)).rowcount or 0
+
+    return in_transaction(engine, work)
+
+
 def store_results(engine: Engine, results: Sequence[Any], roots: dict[str, str]) -> None:
     """One transaction for a batch of `pipeline.PhotoResult`s: every photo whole, or none of them.
     Several writers may store the same photo at once (two `index` runs and a watcher on one server):
