@@ -94,3 +94,22 @@ def test_verbose_prints_each_warning_with_its_file_after_the_progress_bar(run_cl
     assert any(lines[i].startswith(f"{library / 'bad-srgb.png'}: warning: {PNG_SAYS}") for i in warned), lines
     assert warned and min(warned) > closed  # nothing between two bar updates
     assert "[bar update]" in lines[:closed]
+
+
+def test_the_watcher_logs_warnings_at_info_level_naming_the_file(engine, library: Path, caplog) -> None:  # noqa: ANN001
+    """watch has no progress bar: its log is the terminal, and -v shows INFO."""
+    import logging
+
+    from indexer.config import Settings
+    from indexer.scan import Indexer
+
+    caplog.set_level(logging.INFO, logger="indexer.scan")
+    indexer = Indexer(engine, Settings(db=Path("unused"), workers=1, detector="haar"))
+    try:
+        summary = indexer.scan([library])
+    finally:
+        indexer.close()
+    assert summary.warned == 2
+    logged = [r.getMessage() for r in caplog.records if ": warning: " in r.getMessage()]
+    assert any(m.startswith(f"{library / 'junk-eoi.jpg'}: warning: Corrupt JPEG data") for m in logged), logged
+    assert all(r.levelno == logging.INFO for r in caplog.records if ": warning: " in r.getMessage())
