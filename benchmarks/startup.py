@@ -6,8 +6,9 @@ temporary folder, opens it once so that it is migrated, then runs each command -
 fresh process (`python -m indexer`, wall time from subprocess start to exit), interleaved so
 that machine noise hits them all alike, and prints the median of each with its ratio to --help.
 Also timed, as floors: the bare interpreter, and importing SQLAlchemy's ORM (which every command
-that reads the index needs).  The machine's load average and CPU flags are printed with the
-figures: on a loaded machine every figure grows; compare the ratios.
+that reads the index needs).  Each is reported as wall time and as CPU time (user + system): on a
+loaded machine the wall times grow, the CPU times much less, and an idle machine's wall time is
+close to the CPU time.  The load average and CPU flags are printed with the figures.
 
     python benchmarks/startup.py [--rows 300] [--runs 9]
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -69,10 +71,16 @@ def cpu_flags() -> str:
         f"; {os.cpu_count()} CPUs"
 
 
-def time_once(argv: list[str]) -> float:
+def time_once(argv: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one fresh process.  The CPU time (user + system, from the kernel's
+    accounting of the child) hardly grows with the machine's load, unlike the wall time: on an idle
+    machine a single-threaded start-up takes about its CPU time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -100,21 +108,25 @@ def main() -> None:
         for argv in commands.values():  # warm the page cache and the bytecode caches
             time_once(argv)
         load_before = os.getloadavg()
-        times: dict[str, list[float]] = {name: [] for name in commands}
+        wall: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):
             for name, argv in commands.items():
-                times[name].append(time_once(argv))
+                w, c = time_once(argv)
+                wall[name].append(w)
+                cpu[name].append(c)
         load_after = os.getloadavg()
 
-    baseline = statistics.median(times["moodindex --help (baseline)"])
+    base_wall = statistics.median(wall["moodindex --help (baseline)"])
+    base_cpu = statistics.median(cpu["moodindex --help (baseline)"])
     print(f"CPU: {cpu_flags()}")
     print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f}"
           f"{' (MOODINDEX_CONFIG set)' if env_note else ''}")
-    print(f"index: {args.rows} photos (SQLite); median of {args.runs} runs, wall time of a fresh process")
-    print(f"{'command':42} {'median s':>9} {'min s':>7} {'x --help':>9}")
-    for name, values in times.items():
-        med = statistics.median(values)
-        print(f"{name:42} {med:9.3f} {min(values):7.3f} {med / baseline:9.2f}")
+    print(f"index: {args.rows} photos (SQLite); median of {args.runs} runs of a fresh process each")
+    print(f"{'command':38} {'wall s':>7} {'x --help':>9} {'CPU s':>7} {'x --help':>9}")
+    for name in commands:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(f"{name:38} {w:7.3f} {w / base_wall:9.2f} {c:7.3f} {c / base_cpu:9.2f}")
 
 
 if __name__ == "__main__":
