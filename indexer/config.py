@@ -119,19 +119,30 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+def config_file_path(config_file: Path | None = None, env: dict[str, str] | None = None) -> Path:
+    """The config file in use: --config, else MOODINDEX_CONFIG, else the user config dir's."""
+    env = os.environ if env is None else env
+    return Path(config_file or env.get("MOODINDEX_CONFIG") or default_config_file()).expanduser()
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The TOML file's raw table (`load_settings` checks and converts it)."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
 def load_settings(config_file: Path | None = None, env: dict[str, str] | None = None) -> Settings:
     """Defaults, then the TOML file (if any), then MOODINDEX_* environment variables."""
     env = os.environ if env is None else env
     explicit = config_file is not None or "MOODINDEX_CONFIG" in env
-    path = Path(config_file or env.get("MOODINDEX_CONFIG") or default_config_file()).expanduser()
+    path = config_file_path(config_file, env)
     values: dict[str, Any] = {}
     if path.exists() or explicit:
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        raw = read_config(path)
         known = {f.name for f in fields(Settings)}
         unknown = sorted(set(raw) - known)
         if unknown:

@@ -16,9 +16,20 @@ STATUS_ERROR = "error"      # could not be analysed; `error` says why
 STATUS_SKIPPED = "skipped"  # a known format whose optional extra is missing; `error` names it
 STATUS_DELETED = "deleted"  # gone from a reachable root (kept briefly so moves can find it)
 
-# photo.date_source values
+# photo.date_source values (media/dates.py says where each comes from).  Only the file's time is an
+# estimate: a date from EXIF, an XMP sidecar or the file's own XMP is the photo's date.
 DATE_EXIF = "exif"
+DATE_SIDECAR = "sidecar"
+DATE_XMP = "xmp"
 DATE_FILE = "file"
+TRUSTED_DATE_SOURCES: tuple[str, ...] = (DATE_EXIF, DATE_SIDECAR, DATE_XMP)
+DATE_SOURCE_TEXT = {DATE_EXIF: "EXIF", DATE_SIDECAR: "XMP sidecar", DATE_XMP: "XMP in the file",
+                    DATE_FILE: "estimated from the file's time"}
+
+
+def date_is_estimated(date_source: str | None) -> bool:
+    """The one rule for "estimated": the date is the file's modification time."""
+    return date_source == DATE_FILE
 
 # Face detectors a user can ask for; "auto" is the best one installed.
 DETECTOR_CHOICES: tuple[str, ...] = ("auto", "yunet", "haar")

@@ -243,8 +243,11 @@ class Indexer:
                     summary.skipped += 1
                 else:
                     summary.failed += 1
+                summary.warned += bool(result.warnings) and result.status == STATUS_OK
                 if on_progress:
-                    on_progress(Progress(done, len(items), summary.faces, result.path))
+                    on_progress(Progress(done, len(items), summary.faces, result.path, result.warnings))
+                elif result.warnings:  # the watcher: its log is the terminal (-v shows INFO)
+                    log.info("%s: warning: %s", result.path, "; ".join(result.warnings))
                 if len(batch) >= BATCH_SIZE or time.monotonic() - last_flush > BATCH_SECONDS:
                     self._store(batch, roots)
                     batch, last_flush = [], time.monotonic()

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 # The counters a scan keeps, in the order they are shown; `faces` is the faces found in new and
 # changed photos.
-COUNTERS: tuple[str, ...] = ("new", "changed", "unchanged", "moved", "deleted", "failed", "skipped", "faces")
+COUNTERS: tuple[str, ...] = ("new", "changed", "unchanged", "moved", "deleted", "failed", "skipped", "faces",
+                             "warned")
 # What changed rows, in the order a short line names them.
 CHANGES: tuple[str, ...] = ("new", "changed", "moved", "deleted", "failed", "skipped")
 
@@ -35,6 +36,7 @@ class ScanSummary:
     metadata_only: int = 0  # of `changed`: only the metadata was edited, no model ran
     upgraded: int = 0  # of `changed`: unchanged files re-analysed by a newer detector or model
     faces: int = 0
+    warned: int = 0  # photos indexed (ok) with warnings (a library complained): `errors` lists them
     seconds: float = 0.0
     unreachable_roots: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
@@ -75,7 +77,8 @@ class ScanSummary:
         edited = f" ({'; '.join(notes)})" if notes else ""
         head = changes_text(self.counts(), ("new", "changed"))
         rest = changes_text(self.counts(), ("unchanged", "moved", "deleted", "failed", "skipped"))
-        return (f"{head}{edited}, {rest}; {self.faces} faces; "
+        warned = f"; {self.warned} with warnings" if self.warned else ""
+        return (f"{head}{edited}, {rest}{warned}; {self.faces} faces; "
                 f"{self.photos_per_second:.1f} photos/s in {self.seconds:.1f} s")
 
     def brief(self, seconds: float, moved: int = 0, removed: int = 0) -> str:
@@ -103,6 +106,7 @@ class Progress:
     total: int
     faces: int
     path: str
+    warnings: tuple[str, ...] = ()  # what libraries said about this photo (shown with -v, after the bar)
 
 
 ProgressFn = Callable[[Progress], None]

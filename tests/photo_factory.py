@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -101,3 +103,21 @@ def iou(a: tuple, b: tuple) -> float:
     iy = max(0, min(ay + ah, by + bh) - max(ay, by))
     inter = ix * iy
     return inter / (aw * ah + bw * bh - inter)
+
+
+def jpeg_with_junk_before_eoi(path: Path, image_bgr: np.ndarray) -> Path:
+    """A JPEG that decodes but makes libjpeg say "Corrupt JPEG data: 3 extraneous bytes before marker 0xd9"."""
+    data = cv2.imencode(".jpg", image_bgr)[1].tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data[:-2] + b"\0\0\0" + data[-2:])
+    return path
+
+
+def png_with_bad_srgb(path: Path, image_bgr: np.ndarray) -> Path:
+    """A PNG whose sRGB chunk holds a rendering intent that does not exist: libpng warns and decodes the rest."""
+    data = cv2.imencode(".png", image_bgr)[1].tobytes()
+    body = b"\x07"
+    chunk = struct.pack(">I", len(body)) + b"sRGB" + body + struct.pack(">I", zlib.crc32(b"sRGB" + body))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data[:33] + chunk + data[33:])  # right after IHDR
+    return path

@@ -3,6 +3,7 @@ XMP exiftool wrote, and the sidecar darktable 4.2 wrote."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -201,3 +202,35 @@ def test_pipeline_result_carries_the_xmp_date(tmp_path: Path) -> None:
     assert result.status == "ok", result.error
     assert (result.taken_at, result.date_source, result.utc_offset_min) == (datetime(2019, 7, 14, 18, 3, 22),
                                                                              "xmp", 120)
+
+
+def test_heif_date_from_its_exif_item(tmp_path: Path) -> None:
+    """A phone's HEIC keeps its date in its EXIF item: read as EXIF, before any XMP."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    from PIL import Image
+
+    photo = tmp_path / "p.heic"
+    Image.fromarray(PIXELS).save(photo)
+    _exiftool(photo, "-EXIF:DateTimeOriginal=2018:05:06 07:08:09", "-EXIF:OffsetTimeOriginal=+02:00",
+              "-XMP-xmp:CreateDate=2011:01:01 00:00:00")
+    d = _date(photo)
+    assert (d.taken_at, d.utc_offset_min, d.source, d.estimated) == (datetime(2018, 5, 6, 7, 8, 9), 120, "exif", False)
+
+
+@pytest.mark.parametrize(("where", "source", "shown"), [
+    ("file", "xmp", "XMP in the file"), ("sidecar", "sidecar", "XMP sidecar"), (None, "file", "estimated from"),
+])
+def test_show_names_the_date_source_and_only_a_file_time_is_estimated(run_cli, tmp_path: Path, where: str | None,
+                                                                      source: str, shown: str) -> None:
+    lib = tmp_path / "lib"
+    photo = _photo(lib / "p.jpg")
+    if where == "file":
+        _exiftool(photo, "-XMP-xmp:CreateDate=2019:07:14 18:03:22+02:00")
+    elif where == "sidecar":
+        _exiftool(lib / "p.jpg.xmp", "-XMP-xmp:CreateDate=2019:07:14 18:03:22+02:00", create=True)
+    assert run_cli("index", lib, "--detector", "haar", "--workers", "1").exit_code == 0
+    text = run_cli("show", photo).stdout
+    assert f"({shown}" in text, text
+    data = json.loads(run_cli("show", photo, "--format", "json").stdout)
+    assert (data["date_source"], data["date_estimated"]) == (source, source == "file")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import stat
+import subprocess
+import sys
 from datetime import datetime
 
 from sqlalchemy import select, text
 
 from indexer.db.models import Face, Photo
-from indexer.db.session import open_db, session_scope
+from indexer.db.schema_version import HEAD_REVISION
+from indexer.db.session import migrations_dir, open_db, session_scope
 
 
 def test_db_created_private_wal_and_migrated(db_path):
@@ -18,7 +22,7 @@ def test_db_created_private_wal_and_migrated(db_path):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == HEAD_REVISION
     engine.dispose()
     open_db(db_path).dispose()  # reopening an up-to-date index is a no-op
 
@@ -48,3 +52,43 @@ def test_migrations_build_the_schema_the_models_describe(db_path):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_head_revision_is_the_newest_migration() -> None:
+    """The one place the code names the head (read without Alembic on every open) agrees with Alembic."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [HEAD_REVISION]
+
+
+def test_an_index_at_head_opens_without_importing_alembic(db_path) -> None:
+    open_db(db_path).dispose()  # created and migrated: Alembic ran
+    code = ("import json, sys; from indexer.db.session import open_db; open_db(sys.argv[1]).dispose(); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic')))")
+    out = subprocess.run([sys.executable, "-c", code, str(db_path)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_an_older_index_is_still_migrated(db_path) -> None:
+    """The quick check sees an older revision and lets Alembic upgrade it; 0004 goes down and up again."""
+    from alembic import command
+    from alembic.config import Config
+
+    open_db(db_path).dispose()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    engine = open_db(db_path, migrate=False)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+    with engine.connect() as conn:
+        assert "warnings" not in {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(photos)")}
+    engine.dispose()
+    engine = open_db(db_path)
+    with engine.connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == HEAD_REVISION
+        assert "warnings" in {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(photos)")}
+    engine.dispose()

@@ -236,8 +236,11 @@ def test_show_status_errors_list(run_cli, library, db_location):
     status = json.loads(run_cli("status", "--format", "json").stdout)
     assert {"photos", "faces", "errors", "db", "detector", "model", "last_run"} <= status.keys()
     assert status["photos"] == 4 and status["errors"] == 3
-    assert status["detector"]["in_use"] == "yunet"
-    assert status["detector"]["runtime"].startswith("onnxruntime ")
+    assert status["detector"]["in_use"] == "yunet" and "runtime" not in status["detector"]  # not loaded
+    assert status["model"]["name"] == "moodindex-fer" and status["model"]["id"] == shown["model"]
+    checked = json.loads(run_cli("status", "--check", "--format", "json").stdout)
+    assert checked["detector"]["runtime"].startswith("onnxruntime ")
+    assert checked["model"]["id"] == status["model"]["id"] and checked["model"]["runtime"]
     errors = json.loads(run_cli("errors", "--format", "json").stdout)
     assert {Path(e["path"]).name for e in errors} >= {"empty.jpg", "notes.jpg", "half.jpg", "loop.jpg"}
     assert all(e["error"] for e in errors)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import cv2
@@ -18,22 +16,17 @@ from PIL import Image, TiffImagePlugin
 
 from indexer.media.capture import MAX_MESSAGES, capture_messages, library_stderr, tidy
 from indexer.pipeline import Analyzer
+from tests.photo_factory import jpeg_with_junk_before_eoi, png_with_bad_srgb
 
 PIXELS = (np.random.default_rng(0).integers(0, 255, (240, 320, 3))).astype(np.uint8)
 
 
 def _jpeg_with_junk_before_eoi(path: Path) -> Path:
-    data = cv2.imencode(".jpg", PIXELS)[1].tobytes()
-    path.write_bytes(data[:-2] + b"\0\0\0" + data[-2:])  # libjpeg: "N extraneous bytes before marker 0xd9"
-    return path
+    return jpeg_with_junk_before_eoi(path, PIXELS)  # libjpeg: "N extraneous bytes before marker 0xd9"
 
 
 def _png_with_bad_srgb(path: Path) -> Path:
-    data = cv2.imencode(".png", PIXELS)[1].tobytes()
-    body = b"\x07"  # a rendering intent that does not exist: libpng warns and decodes the rest
-    chunk = struct.pack(">I", len(body)) + b"sRGB" + body + struct.pack(">I", zlib.crc32(b"sRGB" + body))
-    path.write_bytes(data[:33] + chunk + data[33:])  # right after IHDR
-    return path
+    return png_with_bad_srgb(path, PIXELS)  # libpng: "sRGB: invalid rendering intent"
 
 
 def _tiff_with_unknown_tag(path: Path) -> Path:

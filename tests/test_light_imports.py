@@ -53,3 +53,26 @@ def test_domain_module_imports_only_the_standard_library() -> None:
     code = "import sys; before = set(sys.modules); import indexer.domain; print(sorted(set(sys.modules) - before))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.replace("'", '"')) == ["indexer", "indexer.domain"]
+
+
+STARTUP_PROBE = """
+import json, sys
+from click.testing import CliRunner
+from indexer.cli import main
+from indexer.db.session import open_db
+open_db(sys.argv[1]).dispose()  # an existing index, at the head revision
+before = set(sys.modules)
+for args in (["status"], ["show", "/nowhere.jpg"], ["list"], ["query", "happy"], ["errors"]):
+    result = CliRunner().invoke(main, ["--db", sys.argv[1], *args])
+    assert result.exit_code in (0, 1), result.output
+print(json.dumps(sorted({m.split(".")[0] for m in set(sys.modules) - before})))
+"""
+
+
+def test_commands_on_an_existing_index_load_no_vision_library_and_no_alembic(tmp_path: Path) -> None:
+    """status, show, list, query and errors answer fast: no OpenCV, no model runtime, no numpy, and no
+    Alembic once the index is at the head revision (benchmarks/startup.py measures the time)."""
+    out = subprocess.run([sys.executable, "-c", STARTUP_PROBE, str(tmp_path / "index.db")], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert not loaded & {*HEAVY, "numpy", "alembic"}, sorted(loaded & {*HEAVY, "numpy", "alembic"})

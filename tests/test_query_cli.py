@@ -121,7 +121,7 @@ def test_empty_result_counts_without_each_part_and_says_the_dates_are_file_times
                   "--exif-only", "--min-score", "0.5")
     assert res.exit_code == 0 and res.stdout == ""
     lines = res.stderr.splitlines()
-    assert lines[0].startswith("moodindex: no photos with EXIF dates match: happy, ") and ", top 20" in lines[0]
+    assert lines[0].startswith("moodindex: no photos with EXIF or XMP dates match: happy, ") and ", top 20" in lines[0]
     assert lines[1] == "moodindex:   without happy: no photos match either"
     assert lines[2].startswith("moodindex:   without 20") and lines[2].endswith(": no photos match either")
     assert lines[3] == "moodindex:   without path contains 'copied': no photos match either"

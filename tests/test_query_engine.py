@@ -113,6 +113,18 @@ def test_dates_filter_and_exif_only(engine, mode) -> None:
     assert "/lib/undated.jpg" not in paths(run(engine, "happy", exif_only=True))
 
 
+def test_xmp_and_sidecar_dates_are_not_estimated(engine, mode) -> None:
+    """Only a file time is an estimate: --exif-only keeps dates read from XMP, in the file or a sidecar."""
+    with session_scope(engine) as s:
+        for source in ("exif", "sidecar", "xmp", "file"):
+            add_photo(s, f"/lib/{source}.jpg", datetime(2019, 5, 1), [("happy", 0.9)], date_source=source)
+    matches = run(engine, "happy from 2019")
+    assert {m.photo.path: m.date_estimated for m in matches} == {
+        "/lib/exif.jpg": False, "/lib/sidecar.jpg": False, "/lib/xmp.jpg": False, "/lib/file.jpg": True}
+    assert sorted(paths(run(engine, "happy from 2019", exif_only=True))) == [
+        "/lib/exif.jpg", "/lib/sidecar.jpg", "/lib/xmp.jpg"]
+
+
 def test_empty_query_is_every_photo_with_faces_newest_first(engine, mode) -> None:
     with session_scope(engine) as s:
         add_photo(s, "/lib/old.jpg", datetime(2001, 1, 1), [("sad", 0.6), ("happy", 0.9)])

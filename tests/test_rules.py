@@ -50,13 +50,17 @@ def test_summary_lines() -> None:
     assert s.brief(1.25, moved=2, removed=1) == "3 new, 2 changed, 2 moved, 2 removed; 7 faces in 1.2s"
     assert ScanSummary(unchanged=5).brief(1.0) == ""
     assert ScanSummary(moved=1).brief(0.5) == "1 moved in 0.5s"  # no faces part without new/changed photos
+    warned = ScanSummary(new=2, failed=1, warned=1, faces=1, seconds=1.0)
+    assert warned.line() == ("2 new, 0 changed, 0 unchanged, 0 moved, 0 deleted, 1 failed, 0 skipped; "
+                             "1 with warnings; 1 faces; 2.0 photos/s in 1.0 s")
 
 
 def test_summary_merge_adds_every_counter() -> None:
     total = ScanSummary(new=1, faces=2)
-    total.merge(ScanSummary(new=1, changed=1, unchanged=4, moved=1, deleted=1, failed=1, skipped=1, faces=3))
+    total.merge(ScanSummary(new=1, changed=1, unchanged=4, moved=1, deleted=1, failed=1, skipped=1, faces=3,
+                            warned=1))
     assert total.counts() == {"new": 2, "changed": 1, "unchanged": 4, "moved": 1, "deleted": 1, "failed": 1,
-                              "skipped": 1, "faces": 5}
+                              "skipped": 1, "faces": 5, "warned": 1}
 
 
 def test_changes_text_reads_stored_run_summaries() -> None:

@@ -102,10 +102,11 @@ def test_not_an_onnx_protobuf_is_refused():
         free_spatial_dims(b"\xff\xff\xff")
 
 
-def test_status_names_the_runtime_and_how_to_get_the_faster_one(run_cli, yunet_installed, monkeypatch):
-    status = json.loads(run_cli("status", "--format", "json").stdout)["detector"]
+def test_status_check_names_the_runtime_and_how_to_get_the_faster_one(run_cli, yunet_installed, monkeypatch):
+    assert "runtime" not in json.loads(run_cli("status", "--format", "json").stdout)["detector"]  # not loaded
+    status = json.loads(run_cli("status", "--check", "--format", "json").stdout)["detector"]
     assert status["runtime"].startswith("onnxruntime ") and "hint" not in status
     monkeypatch.setattr(yunet_ort, "runtime_version", lambda: None)  # as if onnxruntime were not installed
-    status = json.loads(run_cli("status", "--format", "json").stdout)["detector"]
+    status = json.loads(run_cli("status", "--check", "--format", "json").stdout)["detector"]
     assert status["runtime"].startswith("opencv ") and status["hint"].startswith("pip install onnxruntime")
-    assert "yunet on opencv" in run_cli("status").stdout
+    assert "yunet on opencv" in run_cli("status", "--check").stdout

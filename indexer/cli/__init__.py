@@ -74,11 +74,12 @@ def _register() -> None:
         people_cmds,
         plugin_cmds,
         query_cmds,
+        roots_cmds,
         tag_cmds,
         watch_cmds,
     )
 
-    for module in (correct_cmds, index_cmds, model_cmds, people_cmds, plugin_cmds, query_cmds, tag_cmds,
+    for module in (correct_cmds, index_cmds, model_cmds, people_cmds, plugin_cmds, query_cmds, roots_cmds, tag_cmds,
                    watch_cmds):
         module.register(main)
 

@@ -56,8 +56,16 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
     indexer = Indexer(app.engine, settings, force=force, upgrade=not no_upgrade, stop=stop,
                       executor=_cluster_executor(settings, stop))
     bar = _progress_bar(app)
+    warned: list[tuple[str, tuple[str, ...]]] = []  # shown with -v once the bar is gone, never through it
+
+    def on_progress(p) -> None:  # noqa: ANN001 (scan.Progress)
+        if p.warnings:
+            warned.append((p.path, p.warnings))
+        if bar:
+            bar.update(p)
+
     try:
-        summary = indexer.scan(roots, on_progress=bar.update if bar else None)
+        summary = indexer.scan(roots, on_progress=on_progress)
     except KeyboardInterrupt:
         raise MoodindexError("interrupted: finished photos are saved; run the same command to resume", 130) from None
     except (ModelError, DetectorError) as exc:
@@ -68,6 +76,8 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
         if bar:
             bar.close()
         indexer.close()
+    if app.verbosity > 0:
+        _echo_warnings(warned)
     if fmt == "json":
         emit_json(summary.as_dict())
         return
@@ -77,8 +87,17 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
         click.echo(summary.line())
         if summary.failed or summary.problems:
             click.echo("see `moodindex errors` for the reasons", err=True)
+        elif summary.warned:
+            click.echo("see `moodindex errors` for the warnings (or run with -v)", err=True)
         if summary.processed and _fallback_detector(settings):
             click.echo(FALLBACK_NOTE, err=True)
+
+
+def _echo_warnings(warned: list[tuple[str, tuple[str, ...]]]) -> None:
+    """-v: what libraries said about each photo, one line per message, naming the file."""
+    for path, messages in warned:
+        for message in messages:
+            click.echo(f"{click.format_filename(path)}: warning: {message}", err=True)
 
 
 FALLBACK_NOTE = ("note: faces were found with the fallback Haar detector, which misses many; "
@@ -88,7 +107,7 @@ FALLBACK_NOTE = ("note: faces were found with the fallback Haar detector, which 
 
 def _fallback_detector(settings) -> bool:  # noqa: ANN001 (Settings)
     """Did this run use Haar only because nothing better is installed?"""
-    from indexer.vision.faces import available_detectors
+    from indexer.vision.identity import available_detectors
 
     return settings.detector in ("auto", "haar") and "yunet" not in available_detectors()
 
@@ -195,6 +214,7 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
     from sqlalchemy.orm import Session
 
     from indexer.db.read import find_photo, photo_dict
+    from indexer.domain import DATE_SOURCE_TEXT
     from indexer.paths import normalise_path
 
     with Session(app.engine) as s:
@@ -206,7 +226,7 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
         emit_json(data)
         return
     click.echo(data["path"])
-    date = f"{data['taken_at']} ({'EXIF' if data['date_source'] == 'exif' else 'estimated from file time'})"
+    date = data["taken_at"] and f"{data['taken_at']} ({DATE_SOURCE_TEXT.get(data['date_source'], data['date_source'])})"
     for label, value in (("status", data["status"]), ("error", data["error"]), ("taken", date),
                          ("camera", data["camera"]), ("size", f"{data['width']}x{data['height']}"),
                          ("model", data["model"]), ("detector", data["detector"])):
@@ -214,6 +234,8 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
             click.echo(f"  {label:9} {value}")
     if data["people"]:
         click.echo(f"  {'people':9} {', '.join(data['people'])}")
+    for message in data["warnings"]:
+        click.echo(f"  {'warning':9} {message}")
     for i, face in enumerate(data["face_details"]):
         ranked = sorted(face["scores"].items(), key=lambda kv: -kv[1])
         who = f"  ({face['person']})" if face["person"] else ""
@@ -243,43 +265,33 @@ def list_cmd(app: AppContext, fmt: str) -> None:
 
 @click.command("status")
 @text_json_option()
+@click.option("--check", is_flag=True,
+              help="Also load the detector and the emotion model: says which runtime runs them, or why one "
+                   "cannot load (slower: loads OpenCV and the model runtimes).")
 @click.pass_obj
-def status_cmd(app: AppContext, fmt: str) -> None:
-    """Counts, the detector and model in use, the last run."""
+def status_cmd(app: AppContext, fmt: str, check: bool) -> None:
+    """Counts, the detector and model in use, the last run.  Fast: the detector and model are
+    described from their files; --check loads them."""
     from sqlalchemy.orm import Session
 
+    from indexer.db.location import display
     from indexer.db.photos import counts
     from indexer.db.runs import last_run
     from indexer.summary import changes_text
-    from indexer.vision.faces import available_detectors
+    from indexer.vision.identity import available_detectors, model_summary
 
     data: dict = counts(app.engine)
-    from indexer.db.location import display
-
     data["db"] = display(app.settings.db)
-    best = available_detectors()[0]
+    available = available_detectors()
     wanted = app.settings.detector
-    data["detector"] = {"configured": wanted, "in_use": best if wanted == "auto" else wanted,
-                        "available": available_detectors()}
-    if data["detector"]["in_use"] == "yunet":
-        from indexer.vision.faces import DetectorError, YuNetDetector
-        from indexer.vision.yunet_ort import available
-
-        try:  # load it: the runtime depends on the file as well as on what is installed
-            runtime = YuNetDetector().runtime
-        except DetectorError as exc:
-            data["detector"]["error"] = str(exc)
-        else:
-            data["detector"]["runtime"] = runtime
-            if runtime.startswith("opencv"):
-                data["detector"]["hint"] = (
-                    "this YuNet file runs only at its declared size on ONNX Runtime; OpenCV Zoo's "
-                    "face_detection_yunet_2026may.onnx (`moodindex model add yunet PATH`) runs ~3x faster"
-                    if available() else "pip install onnxruntime: YuNet runs ~3x faster on it")
-    if "yunet" not in data["detector"]["available"]:
+    data["detector"] = {"configured": wanted, "in_use": available[0] if wanted == "auto" else wanted,
+                        "available": available}
+    if check and data["detector"]["in_use"] == "yunet":
+        _check_yunet(data["detector"])
+    if "yunet" not in available:
         data["detector"]["hint"] = ("using the Haar cascade; for better face detection run "
                                     "`moodindex model fetch yunet` (or `moodindex model add yunet PATH`)")
-    data["model"] = _model_info(app)
+    data["model"] = _loaded_model_info(app) if check else model_summary(app.settings)
     data["older_analysis"] = _older_analysis(app)
     with Session(app.engine) as s:
         data["last_run"] = last_run(s)
@@ -288,7 +300,7 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         return
     click.echo(f"index     {data['db']}")
     click.echo(f"photos    {data['photos']}  faces {data['faces']}  errors {data['errors']}  "
-               f"skipped {data['skipped']}")
+               f"skipped {data['skipped']}" + (f"  with warnings {data['warned']}" if data["warned"] else ""))
     det = data["detector"]
     runtime = f" on {det['runtime']}" if det.get("runtime") else ""
     click.echo(f"detector  {det['in_use']}{runtime} (available: {', '.join(det['available'])})")
@@ -296,7 +308,7 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         if det.get(key):
             click.echo(f"          {det[key]}")
     m = data["model"]
-    click.echo(f"model     {m.get('name')} {m.get('version', '')} {m.get('error', '')}".rstrip())
+    click.echo(f"model     {m.get('name', '')} {m.get('version', '')} {m.get('error', '')}".strip())
     if data["older_analysis"]:
         n = data["older_analysis"]
         click.echo(f"upgrade   {n} photo{'s' if n != 1 else ''} analysed by an older detector or model: "
@@ -306,6 +318,23 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         sm = run["summary"]
         shown = ("new", "changed", "moved", "deleted", "failed")
         click.echo(f"last run  {run['finished_at']}: {changes_text(sm, shown)}")
+
+
+def _check_yunet(det: dict) -> None:
+    """status --check: load YuNet; the runtime depends on the file as well as on what is installed."""
+    from indexer.vision.faces import DetectorError, YuNetDetector
+    from indexer.vision.yunet_ort import available
+
+    try:
+        runtime = YuNetDetector().runtime
+    except DetectorError as exc:
+        det["error"] = str(exc)
+        return
+    det["runtime"] = runtime
+    if runtime.startswith("opencv"):
+        det["hint"] = ("this YuNet file runs only at its declared size on ONNX Runtime; OpenCV Zoo's "
+                       "face_detection_yunet_2026may.onnx (`moodindex model add yunet PATH`) runs ~3x faster"
+                       if available() else "pip install onnxruntime: YuNet runs ~3x faster on it")
 
 
 def _older_analysis(app: AppContext) -> int:
@@ -319,7 +348,7 @@ def _older_analysis(app: AppContext) -> int:
     return sum(n for (detector, model), n in analysed_by(app.engine).items() if is_older(detector, model, now))
 
 
-def _model_info(app: AppContext) -> dict:
+def _loaded_model_info(app: AppContext) -> dict:
     from indexer.vision.emotion import EmotionModel, ModelError
 
     try:
@@ -327,31 +356,44 @@ def _model_info(app: AppContext) -> dict:
     except ModelError as exc:
         return {"error": str(exc)}
     return {"name": m.name, "version": m.version, "id": m.model_id, "path": str(m.path),
-            "quantization": m.quantization}
+            "quantization": m.quantization, "runtime": m.runtime}
 
 
 @click.command("errors")
 @text_json_option()
 @click.pass_obj
 def errors_cmd(app: AppContext, fmt: str) -> None:
-    """Photos that could not be analysed, and folders that could not be read, with the reason."""
+    """Photos that could not be analysed, and folders that could not be read, with the reason;
+    then photos indexed with warnings (what a library said while reading them)."""
     from sqlalchemy.orm import Session
 
-    from indexer.db.read import error_rows
+    from indexer.db.read import error_rows, warned_rows
     from indexer.db.runs import last_run
 
     with Session(app.engine) as s:
-        items = [{"path": p.path, "error": p.error or p.status, "status": p.status} for p in error_rows(s)]
+        items = [{"path": p.path, "kind": "failed", "status": p.status, "error": p.error or p.status,
+                  "warnings": list(p.warnings or ())} for p in error_rows(s)]
         run = last_run(s)
+        warned = [{"path": p.path, "kind": "warnings", "status": p.status, "error": None,
+                   "warnings": list(p.warnings)} for p in warned_rows(s)]
     for path, reason in (run or {}).get("summary", {}).get("problems", []):
-        items.append({"path": path, "error": reason, "status": "folder"})
+        items.append({"path": path, "kind": "folder", "status": "folder", "error": reason, "warnings": []})
+    items += warned
     if fmt == "json":
         emit_json(items)
         return
     for it in items:
-        click.echo(f"{it['path']}: {it['error']}")
+        if it["kind"] != "warnings":
+            click.echo(f"{it['path']}: {it['error']}")
+            for message in it["warnings"]:
+                click.echo(f"    warning: {message}")
+    if warned:
+        click.echo(f"indexed with warnings ({len(warned)} photo{'s' if len(warned) != 1 else ''}):")
+        for it in warned:
+            for message in it["warnings"]:
+                click.echo(f"{it['path']}: warning: {message}")
     if not items:
-        click.echo("no errors", err=True)
+        click.echo("no errors or warnings", err=True)
 
 
 @click.group("db")

@@ -34,7 +34,8 @@ def dry_run_option(help: str = DRY_RUN_HELP) -> Decorator:  # noqa: A002
 
 
 def exif_only_option() -> Decorator:
-    return click.option("--exif-only", is_flag=True, help="Leave out photos whose date is only the file's time.")
+    return click.option("--exif-only", is_flag=True, help="Leave out photos whose date is only the file's time "
+                        "(dates from EXIF or XMP, in the file or a sidecar, are kept).")
 
 
 def hemisphere_option() -> Decorator:

@@ -79,7 +79,7 @@ def _find(app: AppContext, words: tuple[str, ...], limit: int | None, min_score:
             if count_indexed(session) == 0:
                 click.echo("moodindex: the index has no photos yet; run `moodindex index FOLDER` first", err=True)
             else:
-                extra = " with EXIF dates" if exif_only else ""
+                extra = " with EXIF or XMP dates" if exif_only else ""
                 floor = f", score >= {min_score:g}" if min_score is not None else ""
                 click.echo(f"moodindex: no photos{extra} match: {query.describe()}{floor}", err=True)
                 for line in explain_empty(session, query, min_score, exif_only):
@@ -115,7 +115,7 @@ def _print_table(matches: list[Match]) -> None:
         score = "-" if m.score is None else f"{m.score:.2f}"
         click.echo(f"{score:>5}  {m.emotion or '-':8} {m.faces:>5}  {_date_text(m):17}  {m.photo.path}")
     if any(m.date_estimated for m in matches):
-        click.echo("~ date estimated from the file's time (no EXIF date); --exif-only leaves these out")
+        click.echo("~ date estimated from the file's time (no EXIF or XMP date); --exif-only leaves these out")
 
 
 def _print_paths(matches: list[Match], nul: bool) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import warnings
 from pathlib import Path
@@ -21,9 +20,9 @@ def register(group: click.Group) -> None:
 
 def _config_file(app: AppContext) -> Path:
     """The config file these settings came from (or would come from)."""
-    from indexer.config import default_config_file
+    from indexer.config import config_file_path
 
-    return Path(app.config_file or os.environ.get("MOODINDEX_CONFIG") or default_config_file()).expanduser()
+    return config_file_path(app.config_file)
 
 
 def _no_roots(app: AppContext, command: str) -> MoodindexError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -58,6 +59,9 @@ class Photo(Base):
     orientation: Mapped[int | None] = mapped_column(Integer)  # EXIF orientation 1..8
     status: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    # what libraries said while the file was read (libjpeg's "Corrupt JPEG data", libpng, exifread) and
+    # metadata that could not be read: short lines, shown by `show` and `errors`; None when there were none
+    warnings: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     face_count: Mapped[int] = mapped_column(Integer, default=0)
     model_version: Mapped[str | None] = mapped_column(String(64))
     detector: Mapped[str | None] = mapped_column(String(64))

@@ -125,6 +125,25 @@ def remove_path(engine: Engine, path: str) -> int:
         .with_for_update()).all()))
 
 
+def rows_under(engine: Engine, path: str) -> int:
+    """How many rows (tombstones included) the index holds for `path` or below it."""
+    with Session(engine) as s:
+        return s.scalar(select(func.count()).select_from(Photo)
+                        .where(or_(Photo.path == path, under(Photo.path, path)))) or 0
+
+
+def forget_under(engine: Engine, path: str) -> int:
+    """Delete the rows of `path` and everything below it, faces and names with them (`moodindex
+    forget`: the one way rows of a folder gone for good leave the index; a missing root never
+    deletes them).  The user's corrections stay: they are keyed by content and come back with the
+    photo.  Returns how many photos were forgotten."""
+    def work(s: Session) -> int:
+        return s.execute(delete(Photo).where(or_(Photo.path == path, under(Photo.path, path)))
+                         .execution_options(synchronize_session=False)).rowcount or 0
+
+    return in_transaction(engine, work)
+
+
 def store_results(engine: Engine, results: Sequence[Any], roots: dict[str, str]) -> None:
     """One transaction for a batch of `pipeline.PhotoResult`s: every photo whole, or none of them.
     Several writers may store the same photo at once (two `index` runs and a watcher on one server):
@@ -145,6 +164,7 @@ def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datet
                 continue
             for name in EXIF_FIELDS:
                 setattr(row, name, getattr(res, name))
+            row.warnings = stored_warnings(res.warnings)  # what this read of the metadata said
             row.indexed_at = now
             store_regions(s, row, res.regions)  # names added by a metadata edit: no model ran
             continue
@@ -157,6 +177,7 @@ def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datet
             row.faces = []
         for name in RESULT_FIELDS:
             setattr(row, name, getattr(res, name))
+        row.warnings = stored_warnings(res.warnings)
         row.indexed_at = now
         row.face_count = len(res.faces)
         for i, f in enumerate(res.faces):
@@ -165,6 +186,12 @@ def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datet
                                   score=f.score, **dict(zip(CLASSES, f.scores, strict=True))))
         apply_corrections(s, row)  # the user's word over the model's, before names are matched
         store_regions(s, row, res.regions)
+
+
+def stored_warnings(warnings: Sequence[str]) -> list[str] | None:
+    """A result's warnings as the row keeps them: a list of lines, or NULL when there were none (so
+    "which photos have warnings" is an IS NOT NULL)."""
+    return list(warnings) or None
 
 
 def record_metadata_rewrite(engine: Engine, path: str | Path) -> bool:
@@ -196,5 +223,8 @@ def counts(engine: Engine) -> dict[str, int]:
     with Session(engine) as s:
         by_status = dict(s.execute(select(Photo.status, func.count()).group_by(Photo.status)).all())
         faces = s.scalar(select(func.count()).select_from(Face).join(Photo).where(Photo.status == STATUS_OK))
+        warned = s.scalar(select(func.count()).select_from(Photo)
+                          .where(Photo.status == STATUS_OK, Photo.warnings.is_not(None)))
     return {"photos": by_status.get(STATUS_OK, 0), "faces": faces or 0,
-            "errors": by_status.get(STATUS_ERROR, 0), "skipped": by_status.get(STATUS_SKIPPED, 0)}
+            "errors": by_status.get(STATUS_ERROR, 0), "skipped": by_status.get(STATUS_SKIPPED, 0),
+            "warned": warned or 0}

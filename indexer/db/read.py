@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from indexer.db.models import Face, Photo
-from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
+from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, date_is_estimated
 
 
 def face_dict(face: Face) -> dict[str, Any]:
@@ -23,8 +23,9 @@ def face_dict(face: Face) -> dict[str, Any]:
 def photo_dict(photo: Photo, with_faces: bool = True) -> dict[str, Any]:
     d: dict[str, Any] = {
         "path": photo.path, "root": photo.root, "status": photo.status, "error": photo.error,
+        "warnings": list(photo.warnings or ()),
         "taken_at": photo.taken_at.isoformat() if photo.taken_at else None,
-        "date_source": photo.date_source, "date_estimated": photo.date_source != "exif",
+        "date_source": photo.date_source, "date_estimated": date_is_estimated(photo.date_source),
         "utc_offset_min": photo.utc_offset_min, "camera": photo.camera,
         "width": photo.width, "height": photo.height, "orientation": photo.orientation,
         "faces": photo.face_count, "size": photo.size, "content_hash": photo.content_hash,
@@ -49,4 +50,10 @@ def iter_photos(s: Session) -> Iterator[Photo]:
 
 def error_rows(s: Session) -> list[Photo]:
     return list(s.scalars(select(Photo).where(Photo.status.in_((STATUS_ERROR, STATUS_SKIPPED)))
+                          .order_by(Photo.path)))
+
+
+def warned_rows(s: Session) -> list[Photo]:
+    """Photos indexed (status ok) although a library or their metadata said something was wrong."""
+    return list(s.scalars(select(Photo).where(Photo.status == STATUS_OK, Photo.warnings.is_not(None))
                           .order_by(Photo.path)))

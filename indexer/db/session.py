@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer.db.location import POSTGRES_EXTRA_HINT, DbLocation, display, is_server, remember_secret, scrub
+from indexer.db.schema_version import HEAD_REVISION
 
 BUSY_TIMEOUT_MS = 30_000
 MIGRATION_LOCK_KEY = 0x6D6F6F64  # "mood": the PostgreSQL advisory lock held while migrating
@@ -152,8 +153,23 @@ def _sqlite_engine(db_path: Path) -> Engine:
     return engine
 
 
+def stored_revision(engine: Engine) -> str | None:
+    """The schema revision recorded in the database; None when there is none yet or it cannot be read
+    (then `upgrade` lets Alembic look, and report a real failure)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except DBAPIError:
+        return None
+
+
 def upgrade(engine: Engine) -> None:
-    """Apply Alembic migrations up to head (a no-op when already there)."""
+    """Apply Alembic migrations up to head (a no-op when already there).  An index already at
+    HEAD_REVISION is recognised with one query, without importing Alembic (db/schema_version.py)."""
+    if stored_revision(engine) == HEAD_REVISION:
+        return
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext

@@ -25,6 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+# the source words live in indexer.domain; the SOURCE_* names stay for this module's readers
+from indexer.domain import DATE_EXIF as SOURCE_EXIF
+from indexer.domain import DATE_FILE as SOURCE_FILE
+from indexer.domain import DATE_SIDECAR as SOURCE_SIDECAR
+from indexer.domain import DATE_XMP as SOURCE_XMP
+from indexer.domain import date_is_estimated
 from indexer.media.exif import FIRST_PHOTO_YEAR, ExifInfo, parse_offset
 from indexer.media.xmp import (
     NS_EXIF,
@@ -33,11 +39,6 @@ from indexer.media.xmp import (
     XmpPacket,
     first_in_xmp,
 )
-
-SOURCE_EXIF = "exif"
-SOURCE_SIDECAR = "sidecar"
-SOURCE_XMP = "xmp"
-SOURCE_FILE = "file"  # the only estimated one
 
 XMP_DATE_PROPERTIES = ((NS_EXIF, "DateTimeOriginal"), (NS_XMP, "CreateDate"), (NS_PHOTOSHOP, "DateCreated"))
 # ISO 8601 as the XMP spec says, or EXIF's colons, as darktable writes exif:DateTimeOriginal
@@ -55,7 +56,7 @@ class DateTaken:
 
     @property
     def estimated(self) -> bool:
-        return self.source == SOURCE_FILE
+        return date_is_estimated(self.source)
 
 
 def parse_xmp_date(text: str) -> tuple[datetime, int | None] | None:

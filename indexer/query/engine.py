@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, Row, Select, case, exists, func, null, sel
 from sqlalchemy.orm import Session, selectinload
 
 from indexer.db.models import Face, Person, Photo, PhotoPerson
-from indexer.domain import DATE_EXIF, DATE_FILE, STATUS_OK
+from indexer.domain import DATE_FILE, STATUS_OK, TRUSTED_DATE_SOURCES, date_is_estimated
 from indexer.query import filters
 from indexer.query.parse import Query
 
@@ -52,15 +52,15 @@ class Match:
 
     @property
     def date_estimated(self) -> bool:
-        """True when the date is the file's time, not EXIF DateTimeOriginal."""
-        return self.photo.date_source == DATE_FILE
+        """True when the date is the file's time, not one from EXIF or XMP."""
+        return date_is_estimated(self.photo.date_source)
 
 
 def photo_conditions(query: Query, exif_only: bool = False) -> list[ColumnElement[bool]]:
     """WHERE terms on `photos` shared by every kind of query: what each filter adds (filters.py)."""
     conds: list[ColumnElement[bool]] = [Photo.status == STATUS_OK]
     if exif_only:
-        conds.append(Photo.date_source == DATE_EXIF)
+        conds.append(Photo.date_source.in_(TRUSTED_DATE_SOURCES))  # XMP dates are the photo's too
     for flt in filters.FILTERS:
         conds.extend(flt.conditions(query))
     return conds

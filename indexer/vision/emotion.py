@@ -21,7 +21,6 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,28 +28,17 @@ import numpy as np
 
 from indexer.vision.crop import CLASSES, INPUT_SIZE, normalise
 
+# where the shipped model lies is known without numpy or a runtime (vision/identity.py)
+from indexer.vision.identity import DEFAULT_MODEL_FILE, default_model_path  # noqa: F401
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_FILE = "moodindex-fer-v1.tflite"
 # Largest batch handed to the interpreter in one invoke; bigger inputs are chunked.
 MAX_BATCH = 64
 
 
 class ModelError(RuntimeError):
     """The model cannot be used: missing, corrupt, wrong shape, or no TFLite runtime installed."""
-
-
-def default_model_path() -> Path:
-    """The model shipped with the package (`models/` in the repository, installed as
-    `indexer.bundled_models`)."""
-    try:
-        bundled = Path(str(resources.files("indexer.bundled_models") / DEFAULT_MODEL_FILE))
-        if bundled.is_file():
-            return bundled
-    except (ModuleNotFoundError, TypeError):
-        # Editable installs cannot map a sub-package onto a folder without __init__.py.
-        pass
-    return Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL_FILE
 
 
 def _interpreter_class() -> tuple[type, str]:

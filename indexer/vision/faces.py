@@ -22,11 +22,12 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from indexer.config import data_dir
 from indexer.domain import DETECTOR_CHOICES
 from indexer.vision import yunet_ort
 
-YUNET_FILE = "face_detection_yunet.onnx"
+# where YuNet lives and which detectors exist are known without OpenCV (vision/identity.py)
+from indexer.vision.identity import YUNET_FILE, available_detectors, yunet_path  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 
@@ -45,10 +46,6 @@ class FaceDetector(Protocol):
     version: str
 
     def detect(self, image: np.ndarray, min_face: int) -> list[Detection]: ...
-
-
-def yunet_path() -> Path:
-    return data_dir() / "models" / YUNET_FILE
 
 
 def plausible(box: tuple[float, float, float, float], shape: tuple[int, ...], min_face: int) -> bool:
@@ -156,10 +153,6 @@ class YuNetDetector:
             return []
         dets = [Detection(tuple(float(v) for v in f[:4]), float(f[14])) for f in faces]
         return [d for d in dets if plausible(d.box, image.shape, min_face)]
-
-
-def available_detectors() -> list[str]:
-    return (["yunet"] if yunet_path().exists() else []) + ["haar"]
 
 
 def make_detector(name: str = "auto", threads: int = 1) -> FaceDetector:

@@ -13,9 +13,54 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from indexer.config import Settings
+from indexer.config import Settings, data_dir
+
+YUNET_FILE = "face_detection_yunet.onnx"
+DEFAULT_MODEL_FILE = "moodindex-fer-v1.tflite"
+
+
+def yunet_path() -> Path:
+    """Where `moodindex model fetch/add yunet` installs YuNet's weights."""
+    return data_dir() / "models" / YUNET_FILE
+
+
+def available_detectors() -> list[str]:
+    """The detectors that can run, best first (Haar ships inside OpenCV's wheel)."""
+    return (["yunet"] if yunet_path().exists() else []) + ["haar"]
+
+
+def default_model_path() -> Path:
+    """The model shipped with the package (`models/` in the repository, installed as
+    `indexer.bundled_models`)."""
+    try:
+        bundled = Path(str(resources.files("indexer.bundled_models") / DEFAULT_MODEL_FILE))
+        if bundled.is_file():
+            return bundled
+    except (ModuleNotFoundError, TypeError):
+        # Editable installs cannot map a sub-package onto a folder without __init__.py.
+        pass
+    return Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL_FILE
+
+
+def model_summary(settings: Settings) -> dict[str, Any]:
+    """What `status` says about the emotion model, from its file and metadata, without loading a
+    runtime (`status --check` loads it)."""
+    path = Path(settings.model) if settings.model else default_model_path()
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")) \
+            if path.with_suffix(".json").exists() else {}
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    except (OSError, ValueError) as exc:
+        return {"error": f"{path}: {getattr(exc, 'strerror', None) or exc}", "path": str(path)}
+    if not isinstance(meta, dict):
+        return {"error": f"{path.with_suffix('.json')}: model metadata must be a JSON object", "path": str(path)}
+    name, version = str(meta.get("name", path.stem)), str(meta.get("version", "unknown"))
+    return {"name": name, "version": version, "id": model_id(name, version, sha), "path": str(path),
+            "quantization": meta.get("quantization")}
 
 
 def model_id(name: str, version: str, sha256: str) -> str:
@@ -37,9 +82,6 @@ class Installed:
 def installed(settings: Settings) -> Installed | None:
     """The detector and model `settings` select, read from their files; None when either is missing
     (the analysis itself then fails with the clear message)."""
-    from indexer.vision.emotion import default_model_path
-    from indexer.vision.faces import available_detectors, yunet_path
-
     name = settings.detector if settings.detector != "auto" else available_detectors()[0]
     model_path = Path(settings.model) if settings.model else default_model_path()
     try:

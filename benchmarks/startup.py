@@ -1,0 +1,133 @@
+"""How long `status`, `query`, `show`, `list` and `errors` take on an existing index, against
+`moodindex --help` timed in the same run (the cost of starting Python and click).
+
+Builds a SQLite index of --rows synthetic photos (faces with emotions, dates, a few errors) in a
+temporary folder, opens it once so that it is migrated, then runs each command --runs times as a
+fresh process (`python -m indexer`, wall time from subprocess start to exit), interleaved so
+that machine noise hits them all alike, and prints the median of each with its ratio to --help.
+Also timed, as floors: the bare interpreter, and importing SQLAlchemy's ORM (which every command
+that reads the index needs).  Each is reported as wall time and as CPU time (user + system): on a
+loaded machine the wall times grow, the CPU times much less, and an idle machine's wall time is
+close to the CPU time.  The load average and CPU flags are printed with the figures.
+
+    python benchmarks/startup.py [--rows 300] [--runs 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from indexer.db.models import Face, Photo  # noqa: E402
+from indexer.db.session import open_db, session_scope  # noqa: E402
+from indexer.domain import CLASSES  # noqa: E402
+
+
+def build_index(db: Path, rows: int) -> str:
+    """`rows` photos, two faces on most; returns the path of one for `show`."""
+    engine = open_db(db)
+    start = datetime(2015, 1, 1, 12)
+    with session_scope(engine) as s:
+        for i in range(rows):
+            status = "error" if i % 50 == 49 else "ok"
+            photo = Photo(path=f"/photos/{2015 + i % 8}/img_{i:05d}.jpg", root="/photos", size=2_000_000 + i,
+                          mtime_ns=i, content_hash=f"{i:064x}", taken_at=start + timedelta(days=3 * i),
+                          date_source="exif" if i % 4 else "file", status=status,
+                          error="cannot decode: damaged" if status == "error" else None,
+                          face_count=0, width=4000, height=3000, orientation=1, indexed_at=datetime.now(),
+                          model_version="moodindex-fer-1.1+00000000", detector="haar-frontalface-default/opencv")
+            if status == "ok":
+                for k in range(i % 3):
+                    top = CLASSES[(i + k) % len(CLASSES)]
+                    scores = {c: (0.7 if c == top else 0.05) for c in CLASSES}
+                    photo.faces.append(Face(idx=k, x=100 + 600 * k, y=800, w=500, h=500, confidence=0.9,
+                                            emotion=top, score=0.7, **scores))
+                photo.face_count = len(photo.faces)
+            s.add(photo)
+    engine.dispose()
+    return "/photos/2016/img_00001.jpg"
+
+
+def cpu_flags() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    has = {name: name in flags for name in ("avx2", "avx512f", "avx512_vnni", "avx_vnni")}
+    return f"{model}; " + ", ".join(f"{'' if on else 'no '}{name}" for name, on in has.items()) + \
+        f"; {os.cpu_count()} CPUs"
+
+
+def time_once(argv: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one fresh process.  The CPU time (user + system, from the kernel's
+    accounting of the child) hardly grows with the machine's load, unlike the wall time: on an idle
+    machine a single-threaded start-up takes about its CPU time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=300)
+    ap.add_argument("--runs", type=int, default=9)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "index.db"
+        shown = build_index(db, args.rows)
+        cli = [sys.executable, "-m", "indexer", "--db", str(db)]
+        commands = {
+            "python -c pass (floor)": [sys.executable, "-c", "pass"],
+            "import sqlalchemy.orm (floor)": [sys.executable, "-c", "import sqlalchemy.orm"],
+            "moodindex --help (baseline)": [sys.executable, "-m", "indexer", "--help"],
+            "status": [*cli, "status"],
+            "query happy": [*cli, "query", "happy"],
+            "query the 20 happiest of 2019": [*cli, "query", "the 20 happiest of 2019"],
+            f"show {shown}": [*cli, "show", shown],
+            "list": [*cli, "list"],
+            "errors": [*cli, "errors"],
+        }
+        env_note = "MOODINDEX_CONFIG" in os.environ
+        for argv in commands.values():  # warm the page cache and the bytecode caches
+            time_once(argv)
+        load_before = os.getloadavg()
+        wall: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, argv in commands.items():
+                w, c = time_once(argv)
+                wall[name].append(w)
+                cpu[name].append(c)
+        load_after = os.getloadavg()
+
+    base_wall = statistics.median(wall["moodindex --help (baseline)"])
+    base_cpu = statistics.median(cpu["moodindex --help (baseline)"])
+    print(f"CPU: {cpu_flags()}")
+    print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f}"
+          f"{' (MOODINDEX_CONFIG set)' if env_note else ''}")
+    print(f"index: {args.rows} photos (SQLite); median of {args.runs} runs of a fresh process each")
+    print(f"{'command':38} {'wall s':>7} {'x --help':>9} {'CPU s':>7} {'x --help':>9}")
+    for name in commands:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(f"{name:38} {w:7.3f} {w / base_wall:9.2f} {c:7.3f} {c / base_cpu:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
