@@ -7,6 +7,8 @@ processes here, a cluster later), and the rows are read and written by `db/photo
 - unchanged (same size and mtime_ns) files are never re-read;
 - a changed file whose fingerprint and orientation are the same (someone edited its metadata)
   gets its EXIF fields re-read and keeps its faces: no model runs;
+- an unchanged file whose `.xmp` sidecars changed (`media.tagstate.sidecar_signature`: names,
+  sizes, mtimes) takes the same metadata-only path: names and tag edits are read, no model runs;
 - a file that is new here but has the size and content hash of a photo that vanished
   (or was deleted earlier: tombstones) is a move: its row is re-pointed, no model runs;
 - an unchanged photo analysed by an older detector or model than the installed one is
@@ -38,6 +40,7 @@ from indexer.db.session import in_transaction
 from indexer.domain import STATUS_DELETED, STATUS_OK, STATUS_SKIPPED
 from indexer.executor import Executor, LocalExecutor
 from indexer.media.fingerprint import KnownPhoto, fingerprint_file
+from indexer.media.tagstate import sidecar_signature
 from indexer.paths import is_under, normalise_path
 from indexer.summary import Progress, ProgressFn, ScanSummary
 from indexer.vision.identity import Installed, installed, is_older
@@ -146,6 +149,7 @@ class Indexer:
         with Session(self.engine) as s:
             known = repo.known_rows(s, found, reachable)
         to_process: list[tuple[str, str]] = []
+        sidecars = {path: sidecar_signature(path) for path in found}  # stored with what is read now
         new_paths: list[str] = []
         edited: dict[str, KnownPhoto] = {}  # changed files whose pixels may be the same
         upgrades: list[tuple[str, str, datetime | None]] = []  # unchanged, but analysed by an older model
@@ -157,6 +161,11 @@ class Indexer:
                 to_process.append((path, root))
                 if not self.force and row.status == STATUS_OK and row.content_hash:
                     edited[path] = KnownPhoto(row.content_hash, row.orientation, row.width, row.height)
+            elif row.status == STATUS_OK and row.content_hash and row.sidecars != sidecars[path]:
+                # only a sidecar changed (digiKam, darktable, Lightroom): its names and tags are read
+                # on the metadata-only path, which runs no model
+                to_process.append((path, root))
+                edited[path] = KnownPhoto(row.content_hash, row.orientation, row.width, row.height)
             elif self._is_stale(row):
                 upgrades.append((path, root, row.taken_at))
             else:
@@ -167,7 +176,7 @@ class Indexer:
         vanished = [r for p, r in known.items() if p not in found and r.status != STATUS_DELETED
                     and any(is_under(p, root, strict=True) for root in reachable)]
         moves, unmatched, deleted = in_transaction(self.engine, lambda s: self._moves_and_deletions(
-            s, new_paths, found, vanished))
+            s, new_paths, found, vanished, sidecars))
         for old, path in moves:
             log.info("moved: %s -> %s", old, path)
         summary.moved += len(moves)
@@ -175,7 +184,7 @@ class Indexer:
         to_process.extend(unmatched)
         if to_process:
             self._process(to_process, {p for p, r in known.items() if r.status != STATUS_DELETED}, edited,
-                          summary, on_progress, upgrading)
+                          summary, on_progress, upgrading, sidecars)
 
     def _is_stale(self, row) -> bool:  # noqa: ANN001 (a KNOWN_COLUMNS row)
         """An ok row analysed by an older detector or model than the installed one."""
@@ -186,7 +195,8 @@ class Indexer:
         return self._installed is not None and is_older(row.detector, row.model_version, self._installed)
 
     def _moves_and_deletions(self, s: Session, new_paths: list[str], found: dict[str, tuple[os.stat_result, str]],
-                             vanished: list) -> tuple[list[tuple[str, str]], list[tuple[str, str]], int]:
+                             vanished: list, sidecars: dict[str, str | None],
+                             ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], int]:
         """In one transaction (re-run whole if the database asks): new files whose content matches a
         vanished photo or a tombstone re-point its row; the other vanished photos are buried.
         Returns the (old, new) moves, the (path, root) files still to analyse, and how many were buried."""
@@ -198,7 +208,7 @@ class Indexer:
             if source is None:
                 unmatched.append((path, root))
                 continue
-            old = repo.repoint_moved(s, source.id, path, root, st.st_mtime_ns)
+            old = repo.repoint_moved(s, source.id, path, root, st.st_mtime_ns, sidecars.get(path))
             if old is None:
                 unmatched.append((path, root))
                 continue
@@ -224,7 +234,8 @@ class Indexer:
 
     # -- storing what the executor returns -------------------------------------------------
     def _process(self, items: list[tuple[str, str]], existing: set[str], known: dict, summary: ScanSummary,
-                 on_progress: ProgressFn | None, upgrading: set[str] = frozenset()) -> None:
+                 on_progress: ProgressFn | None, upgrading: set[str] = frozenset(),
+                 sidecars: dict[str, str | None] | None = None) -> None:
         roots = dict(items)
         batch: list = []
         last_flush = time.monotonic()
@@ -246,7 +257,7 @@ class Indexer:
                 if on_progress:
                     on_progress(Progress(done, len(items), summary.faces, result.path))
                 if len(batch) >= BATCH_SIZE or time.monotonic() - last_flush > BATCH_SECONDS:
-                    self._store(batch, roots)
+                    self._store(batch, roots, sidecars)
                     batch, last_flush = [], time.monotonic()
                 if self.stop.is_set():
                     summary.interrupted = True
@@ -257,9 +268,9 @@ class Indexer:
             raise
         finally:
             if batch:
-                self._store(batch, roots)
+                self._store(batch, roots, sidecars)
             if summary.interrupted:
                 self.close()
 
-    def _store(self, results: list, roots: dict[str, str]) -> None:
-        repo.store_results(self.engine, results, roots)
+    def _store(self, results: list, roots: dict[str, str], sidecars: dict[str, str | None] | None) -> None:
+        repo.store_results(self.engine, results, roots, sidecars)

@@ -18,7 +18,7 @@ def test_db_created_private_wal_and_migrated(db_path):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0005"
     engine.dispose()
     open_db(db_path).dispose()  # reopening an up-to-date index is a no-op
 

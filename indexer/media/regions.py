@@ -28,9 +28,7 @@ from pathlib import Path
 
 from indexer.domain import clean_name
 from indexer.media.xmp import (
-    XMPError,
     XmpPacket,
-    embedded_xmp,
     field,
     first_in_xmp,
     items,
@@ -178,13 +176,6 @@ def named_regions(path: str | Path, data: bytes, orientation: int | None,
     not be read.  `displayed` is the displayed photo's (width, height) when known.  Never raises."""
     found, _, notes = first_in_xmp(path, data, packet_regions, " for names")
     return oriented(found or [], orientation, displayed), tuple(notes)
-    try:
-        packet = embedded_xmp(data)
-        found = packet_regions(packet) if packet is not None else []
-    except XMPError as exc:
-        notes.append(f"XMP in the file not read for names: {exc}")
-        found = []
-    return oriented(found, orientation, displayed), tuple(notes)
 
 
 def iou(a: Box, b: Box) -> float:

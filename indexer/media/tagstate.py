@@ -1,0 +1,141 @@
+"""What the user did to the emotion tags in digiKam, darktable or Lightroom: tags they removed from
+those moodindex wrote, and emotion tags of their own.
+
+moodindex records every value it writes in the same XMP (`moodindex:Written`, entries such as
+"lr:hierarchicalSubject=Emotion|Happy"; export/xmp.py).  Photo managers keep properties they do
+not know when they rewrite a sidecar or a file (digiKam and darktable through Exiv2), so the
+record survives their edits, and comparing it with what the hierarchical keyword fields hold now
+tells:
+
+* **removed**: an emotion we recorded writing to a field that no longer holds it.  Each field is
+  looked at on its own: darktable rewrites `lr:hierarchicalSubject` (and `dc:subject`) but leaves
+  digiKam's `TagsList` as it was, so one field losing the tag is enough.
+* **added**: an emotion tag (`PREFIX|Label` or `PREFIX/Label`, PREFIX "Emotion" or one we wrote)
+  that no record, in any of the photo's packets, says is ours.
+
+Flat keywords (`dc:subject`, IPTC Keywords) are left out: "Happy" there may be any keyword.
+An emotion that is both added and removed (two packets disagreeing) is left out: it says nothing
+clear.  Packets are every `.xmp` sidecar of the photo and its own embedded XMP."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from indexer.domain import CLASSES
+from indexer.media.xmp import XMPError, XmpPacket, embedded_xmp, read_sidecar, sidecar_candidates
+
+# our own XMP namespace; `export.exiftool` declares it to exiftool with this URI
+NS_MOODINDEX = "http://moodindex.invalid/xmp/1.0/"
+NS_LIGHTROOM = "http://ns.adobe.com/lightroom/1.0/"
+NS_DIGIKAM = "http://www.digikam.org/ns/1.0/"
+# exiftool writes Microsoft's namespace without the trailing slash, Exiv2 (digiKam, darktable) with it
+NS_MICROSOFT_PHOTO = ("http://ns.microsoft.com/photo/1.0", "http://ns.microsoft.com/photo/1.0/")
+
+DEFAULT_PREFIX = "Emotion"
+# record name (as `moodindex:Written` spells the field) -> (namespaces, property, level separator)
+HIERARCHICAL_FIELDS = {
+    "lr:hierarchicalSubject": ((NS_LIGHTROOM,), "hierarchicalSubject", "|"),
+    "digiKam:TagsList": ((NS_DIGIKAM,), "TagsList", "/"),
+    "MicrosoftPhoto:LastKeywordXMP": (NS_MICROSOFT_PHOTO, "LastKeywordXMP", "/"),
+}
+_BY_LABEL = {c.casefold(): c for c in CLASSES}
+
+
+@dataclass(frozen=True)
+class TagVerdicts:
+    """Emotions the user tagged themselves, and emotions of ours they removed (CLASSES words)."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def _split(value: str, separator: str) -> tuple[str, str] | None:
+    parts = value.split(separator)
+    return (parts[0].strip(), parts[1].strip()) if len(parts) == 2 else None
+
+
+def _emotion(value: str, separator: str, prefixes: set[str]) -> str | None:
+    """'Emotion|Happy' -> 'happy' when the prefix is one of ours and the label a class."""
+    split = _split(value, separator)
+    if split is None or split[0].casefold() not in prefixes:
+        return None
+    return _BY_LABEL.get(split[1].casefold())
+
+
+def _values(packet: XmpPacket, namespaces: tuple[str, ...], prop: str) -> list[str]:
+    return [v for ns in namespaces for v in packet.values(ns, prop)]
+
+
+def verdicts(packets: list[XmpPacket]) -> TagVerdicts:
+    """Compare each packet's record with its fields (see the module docstring)."""
+    records = []  # (packet, field name, value) we wrote
+    for packet in packets:
+        for entry in packet.values(NS_MOODINDEX, "Written"):
+            name, sep, value = entry.partition("=")
+            if sep and name in HIERARCHICAL_FIELDS:
+                records.append((packet, name, value))
+    prefixes = {DEFAULT_PREFIX.casefold()}
+    for _, name, value in records:
+        if (split := _split(value, HIERARCHICAL_FIELDS[name][2])) is not None:
+            prefixes.add(split[0].casefold())
+    ours = {(name, value) for _, name, value in records}
+    removed: set[str] = set()
+    for packet, name, value in records:
+        ns, prop, separator = HIERARCHICAL_FIELDS[name]
+        emotion = _emotion(value, separator, prefixes)
+        if emotion and value not in _values(packet, ns, prop):
+            removed.add(emotion)
+    added: set[str] = set()
+    for packet in packets:
+        for name, (ns, prop, separator) in HIERARCHICAL_FIELDS.items():
+            for value in _values(packet, ns, prop):
+                emotion = _emotion(value, separator, prefixes)
+                if emotion and (name, value) not in ours:
+                    added.add(emotion)
+    unclear = added & removed
+    return TagVerdicts(tuple(c for c in CLASSES if c in added - unclear),
+                       tuple(c for c in CLASSES if c in removed - unclear))
+
+
+def tag_verdicts(path: str | os.PathLike, data: bytes) -> tuple[TagVerdicts, tuple[str, ...]]:
+    """The verdicts for one photo from its sidecars and its own XMP, and notes on packets that could
+    not be read.  Never raises."""
+    packets, notes = [], []
+    for sidecar in sidecar_candidates(path):
+        if sidecar.exists():
+            try:
+                packets.append(read_sidecar(sidecar))
+            except XMPError as exc:
+                notes.append(f"sidecar {sidecar.name} not read for tags: {exc}")
+    try:
+        packet = embedded_xmp(data)
+        if packet is not None:
+            packets.append(packet)
+    except XMPError as exc:
+        notes.append(f"XMP in the file not read for tags: {exc}")
+    return verdicts(packets), tuple(notes)
+
+
+def sidecar_signature(photo: str | os.PathLike) -> str | None:
+    """Which sidecars the photo has, with their sizes and mtimes, in 32 hex digits (None: none).
+    A sidecar edited, added or deleted changes it; the scan compares it with the stored one."""
+    import hashlib
+
+    parts = []
+    seen: set[tuple[int, int]] = set()
+    for sidecar in sidecar_candidates(photo):
+        try:
+            st = os.stat(sidecar)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # "x.xmp" and "x.XMP" on a case-blind file system
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        parts.append(f"{sidecar.name}\0{st.st_size}\0{st.st_mtime_ns}")
+    if not parts:
+        return None
+    return hashlib.blake2b("\n".join(parts).encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
