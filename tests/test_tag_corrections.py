@@ -156,9 +156,7 @@ def test_an_in_file_tag_removed_is_read_without_the_models(run_cli, one_face, mo
 
 def test_names_in_a_new_sidecar_run_no_model(run_cli, two_faces, monkeypatch):
     """Item 1's promise for sidecars: the photo file is untouched, only IMG.xmp appears."""
-    from test_regions import _normalised, _people, mwg_arg
-
-    from indexer.media.regions import MATCH_IOU  # noqa: F401 (the matching rule under test)
+    from test_regions import _normalised, mwg_arg
 
     _index(run_cli, two_faces.parent)
     boxes = [f["box"] for f in _json(run_cli, "show", two_faces, "--format", "json")["face_details"]]
@@ -174,7 +172,8 @@ def test_verdicts_from_real_sidecars(tmp_path):
     other prefixes and flat keywords ignored, a prefix we wrote with recognised."""
     sidecar = tmp_path / "x.jpg.xmp"
     need_exiftool()
-    subprocess.run(["exiftool", "-config", _config(tmp_path), "-q", "-o", str(sidecar), "-XMP-lr:HierarchicalSubject=Stimmung|Happy", "-XMP-lr:HierarchicalSubject+=Emotion|Sad",
+    subprocess.run(["exiftool", "-config", _config(tmp_path), "-q", "-o", str(sidecar),
+                    "-XMP-lr:HierarchicalSubject=Stimmung|Happy", "-XMP-lr:HierarchicalSubject+=Emotion|Sad",
              "-XMP-lr:HierarchicalSubject+=places|Angry", "-XMP-dc:Subject=Fear",
              "-XMP-digiKam:TagsList=Stimmung/Neutral", "-XMP-digiKam:TagsList+=Emotion/Disgust",
              "-XMP-moodindex:Written=lr:hierarchicalSubject=Stimmung|Happy",
