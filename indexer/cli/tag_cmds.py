@@ -207,7 +207,8 @@ def digikam_group() -> None:
 @click.pass_obj
 def digikam_sync_cmd(app: AppContext, digikam_db: Path | None, min_score: float | None, prefix: str,
                      remove_only: bool, dry_run: bool) -> None:
-    """Write emotion tags into digiKam's database (digiKam must be closed; a backup is made first)."""
+    """Write emotion tags into digiKam's database (digiKam must be closed; a backup is made first),
+    and read the faces named there (People tags with their rectangles) into the index."""
     from indexer.db.session import session_scope
     from indexer.export import digikam
     from indexer.export.selection import photos_to_untag
@@ -222,6 +223,11 @@ def digikam_sync_cmd(app: AppContext, digikam_db: Path | None, min_score: float 
                                   dry_run=dry_run)
         except digikam.DigikamError as exc:
             raise MoodindexError(str(exc)) from exc
+    if not dry_run and report.people:
+        from indexer.db.people import store_digikam_regions
+        from indexer.db.session import in_transaction
+
+        in_transaction(app.engine, lambda s: store_digikam_regions(s, report.people))
     for root in report.unresolved_roots:
         click.echo(f"warning: cannot locate digiKam album root {root}; its photos were not matched", err=True)
     if app.verbosity >= 0:
