@@ -85,8 +85,7 @@ def test_a_tag_removed_in_darktable_corrects_the_one_face(run_cli, one_face, mon
     assert run_cli("tag", "--min-score", LOW).exit_code == 0
     sidecar = one_face.with_name("solo.jpg.xmp")
     assert "Emotion|Happy" in tags_in(sidecar)["XMP-lr:HierarchicalSubject"]
-    assert _index(run_cli, one_face.parent)["metadata_only"] == 1  # our own sidecar write: read, no change
-    assert _faces(run_cli, one_face) == [("happy", False)]
+    assert _index(run_cli, one_face.parent)["unchanged"] == 1  # our own sidecar write is not read again
 
     darktable_removes(sidecar, "Happy")
     no_model(monkeypatch)
@@ -279,3 +278,16 @@ def test_the_round_trip_through_real_darktable(run_cli, one_face, tmp_path):
     after = tags_in(sidecar)
     assert "Emotion|Angry" in after["XMP-lr:HierarchicalSubject"]
     assert not [v for vs in after.values() for v in vs if "Happy" in v], after
+
+
+def test_an_edit_made_before_our_write_is_still_read(run_cli, one_face):
+    """The user adds Emotion|Angry in darktable, then `untag` rewrites the sidecar before any
+    `index`: the index must not take the sidecar as read, or the user's tag would be missed."""
+    _index(run_cli, one_face.parent)
+    assert run_cli("tag", "--min-score", LOW).exit_code == 0
+    sidecar = one_face.with_name("solo.jpg.xmp")
+    exiftool(sidecar, "-XMP-lr:HierarchicalSubject+=Emotion|Angry", "-XMP-dc:Subject+=Angry")
+    assert run_cli("untag").exit_code == 0
+    assert tags_in(sidecar)["XMP-lr:HierarchicalSubject"] == ["Emotion|Angry"]  # the user's stays
+    assert _index(run_cli, one_face.parent)["metadata_only"] == 1
+    assert _faces(run_cli, one_face) == [("angry", True)]

@@ -36,6 +36,17 @@ def _index_keeper(app: AppContext):  # noqa: ANN202 - tagging's on_rewritten hoo
     return lambda photo: record_metadata_rewrite(app.engine, photo)
 
 
+def _sidecar_keeper(app: AppContext):  # noqa: ANN202 - tagging's on_sidecar hook
+    """Records a photo's sidecars after we wrote one, so the next scan does not read them again
+    (db.photos.record_sidecar_write says when it may)."""
+    from indexer.db.location import exists
+    from indexer.db.photos import record_sidecar_write
+
+    if not exists(app.settings.db):
+        return None
+    return lambda photo, before: record_sidecar_write(app.engine, photo, before)
+
+
 def _reporter(verbosity: int):  # noqa: ANN202 - echoing callback
     from indexer.export import xmp
 
@@ -106,7 +117,8 @@ def tag_cmd(app: AppContext, query: tuple[str, ...], mode: str, min_score: float
     photos = _photos(app, " ".join(query) or None, min_score, untag=False, sidecar_mode=(mode == "sidecar"))
     with _exiftool() as et:
         summary = tag_photos(photos, mode=mode, min_score=score, prefix=prefix, dry_run=dry_run,
-                             on_outcome=_reporter(app.verbosity), on_rewritten=_index_keeper(app), exiftool=et)
+                             on_outcome=_reporter(app.verbosity), on_rewritten=_index_keeper(app),
+                             on_sidecar=_sidecar_keeper(app), exiftool=et)
     _finish(summary, f"tag ({_where_written(mode, summary)}{', dry run' if dry_run else ''})", app)
 
 
@@ -135,7 +147,7 @@ def untag_cmd(app: AppContext, query: tuple[str, ...], mode: str | None, dry_run
     photos = _photos(app, " ".join(query) or None, None, untag=True, sidecar_mode=True)
     with _exiftool() as et:
         summary = untag_photos(photos, modes=modes, dry_run=dry_run, on_outcome=_reporter(app.verbosity),
-                               on_rewritten=_index_keeper(app), exiftool=et)
+                               on_rewritten=_index_keeper(app), on_sidecar=_sidecar_keeper(app), exiftool=et)
     _finish(summary, f"untag{' (dry run)' if dry_run else ''}", app)
 
 

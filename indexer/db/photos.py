@@ -196,6 +196,20 @@ def record_metadata_rewrite(engine: Engine, path: str | Path) -> bool:
     return True
 
 
+def record_sidecar_write(engine: Engine, path: str | Path, before: str | None) -> bool:
+    """We just wrote this photo's sidecar: record its sidecars' new signature, so the next scan does
+    not read them again, but only when the index had read them as they were just before our write
+    (`before`); a sidecar someone edited since the last `index` is left for that scan to read.
+    True when recorded."""
+    from indexer.media.tagstate import sidecar_signature
+
+    path = normalise_path(path)
+    after = sidecar_signature(path)
+    was = Photo.sidecars.is_(None) if before is None else Photo.sidecars == before
+    return in_transaction(engine, lambda s: s.execute(update(Photo).where(Photo.path == path, was)
+                                                      .values(sidecars=after)).rowcount) == 1
+
+
 def analysed_by(engine: Engine) -> dict[tuple[str | None, str | None], int]:
     """Photos with results, by the (detector, model_version) that produced them: a handful of
     pairs, however large the library, so the caller can decide which are out of date."""
