@@ -40,7 +40,7 @@ from indexer.db.session import in_transaction
 from indexer.domain import STATUS_DELETED, STATUS_OK, STATUS_SKIPPED
 from indexer.executor import Executor, LocalExecutor
 from indexer.media.fingerprint import KnownPhoto, fingerprint_file
-from indexer.media.tagstate import sidecar_signature
+from indexer.media.tagstate import sidecar_signatures
 from indexer.paths import is_under, normalise_path
 from indexer.summary import Progress, ProgressFn, ScanSummary
 from indexer.vision.identity import Installed, installed, is_older
@@ -149,7 +149,7 @@ class Indexer:
         with Session(self.engine) as s:
             known = repo.known_rows(s, found, reachable)
         to_process: list[tuple[str, str]] = []
-        sidecars = {path: sidecar_signature(path) for path in found}  # stored with what is read now
+        sidecars = sidecar_signatures(found)  # stored with what is read now
         new_paths: list[str] = []
         edited: dict[str, KnownPhoto] = {}  # changed files whose pixels may be the same
         upgrades: list[tuple[str, str, datetime | None]] = []  # unchanged, but analysed by an older model

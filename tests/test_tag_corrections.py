@@ -291,3 +291,26 @@ def test_an_edit_made_before_our_write_is_still_read(run_cli, one_face):
     assert tags_in(sidecar)["XMP-lr:HierarchicalSubject"] == ["Emotion|Angry"]  # the user's stays
     assert _index(run_cli, one_face.parent)["metadata_only"] == 1
     assert _faces(run_cli, one_face) == [("angry", True)]
+
+
+def test_the_scan_and_one_photo_agree_on_the_sidecars(tmp_path):
+    """The scan lists each folder once, `tag` looks one photo up: the same signature, which changes
+    when a sidecar is edited, added or removed."""
+    import os
+
+    from indexer.media.tagstate import sidecar_signature, sidecar_signatures
+
+    for name in ("a.jpg", "b.jpg", "c.CR2", "d.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "a.jpg.xmp").write_text("1")
+    (tmp_path / "b.xmp").write_text("2")
+    (tmp_path / "c.XMP").write_text("3")
+    paths = [str(tmp_path / n) for n in ("a.jpg", "b.jpg", "c.CR2", "d.jpg")]
+    batch = sidecar_signatures(paths)
+    assert batch == {p: sidecar_signature(p) for p in paths}
+    assert batch[paths[3]] is None and len({batch[p] for p in paths[:3]}) == 3
+    (tmp_path / "a.xmp").write_text("another")
+    os.utime(tmp_path / "b.xmp", ns=(1, 1))
+    after = sidecar_signatures(paths)
+    assert after[paths[0]] != batch[paths[0]] and after[paths[1]] != batch[paths[1]]
+    assert after[paths[2]] == batch[paths[2]]

@@ -19,7 +19,9 @@ clear.  Packets are every `.xmp` sidecar of the photo and its own embedded XMP."
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from indexer.domain import CLASSES
@@ -120,22 +122,57 @@ def tag_verdicts(path: str | os.PathLike, data: bytes) -> tuple[TagVerdicts, tup
     return verdicts(packets), tuple(notes)
 
 
+def _candidate_names(name: str) -> tuple[str, ...]:
+    """`media.xmp.sidecar_candidates`, as names: NAME.EXT.xmp, then NAME.xmp, either case."""
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return tuple(dict.fromkeys((name + ".xmp", name + ".XMP", stem + ".xmp", stem + ".XMP")))
+
+
+def _signature(stats: list[os.stat_result]) -> str | None:
+    """The sidecars as files (size, mtime, inode; a name seen twice on a case-blind file system is
+    one file), in 32 hex digits; None when there are none."""
+    files = sorted({(st.st_dev, st.st_ino): (st.st_size, st.st_mtime_ns, st.st_ino) for st in stats}.values())
+    if not files:
+        return None
+    return hashlib.blake2b(repr(files).encode(), digest_size=16).hexdigest()
+
+
+def _stat_all(folder: str, names: Iterable[str]) -> list[os.stat_result]:
+    out = []
+    for name in names:
+        try:
+            out.append(os.stat(os.path.join(folder, name)))
+        except OSError:
+            continue
+    return out
+
+
 def sidecar_signature(photo: str | os.PathLike) -> str | None:
     """Which sidecars the photo has, with their sizes and mtimes, in 32 hex digits (None: none).
     A sidecar edited, added or deleted changes it; the scan compares it with the stored one."""
-    import hashlib
+    folder, name = os.path.split(os.fspath(photo))
+    return _signature(_stat_all(folder, _candidate_names(name)))
 
-    parts = []
-    seen: set[tuple[int, int]] = set()
-    for sidecar in sidecar_candidates(photo):
+
+def sidecar_signatures(photos: Iterable[str]) -> dict[str, str | None]:
+    """`sidecar_signature` of many photos, listing each folder once instead of trying four names
+    per photo (a rescan of a large library: benchmarks/sidecar_scan.py)."""
+    by_folder: dict[str, list[str]] = {}
+    for p in photos:
+        folder, name = os.path.split(p)
+        by_folder.setdefault(folder, []).append(name)
+    out: dict[str, str | None] = {}
+    for folder, names in by_folder.items():
         try:
-            st = os.stat(sidecar)
+            with os.scandir(folder) as it:
+                present = {e.name for e in it if e.name[-4:] in (".xmp", ".XMP")}
         except OSError:
-            continue
-        if (st.st_dev, st.st_ino) in seen:  # "x.xmp" and "x.XMP" on a case-blind file system
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        parts.append(f"{sidecar.name}\0{st.st_size}\0{st.st_mtime_ns}")
-    if not parts:
-        return None
-    return hashlib.blake2b("\n".join(parts).encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+            present = None
+        for name in names:
+            path = os.path.join(folder, name)
+            if present is None:  # unreadable folder: the slow way, which fails the same way per file
+                out[path] = sidecar_signature(path)
+                continue
+            wanted = [n for n in _candidate_names(name) if n in present]
+            out[path] = _signature(_stat_all(folder, wanted)) if wanted else None
+    return out
