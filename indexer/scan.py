@@ -7,8 +7,9 @@ processes here, a cluster later), and the rows are read and written by `db/photo
 - unchanged (same size and mtime_ns) files are never re-read;
 - a changed file whose fingerprint and orientation are the same (someone edited its metadata)
   gets its EXIF fields re-read and keeps its faces: no model runs;
-- an unchanged file whose `.xmp` sidecars changed (`media.tagstate.sidecar_signature`: names,
-  sizes, mtimes) takes the same metadata-only path: names and tag edits are read, no model runs;
+- an unchanged file whose `.xmp` sidecars changed (`media.tagstate.sidecar_signatures`: sizes,
+  mtimes, inodes) takes the same metadata-only path: names and tag edits are read, no model runs
+  (a photo moved with its sidecar keeps the signature: a sidecar the move left behind is noticed);
 - a file that is new here but has the size and content hash of a photo that vanished
   (or was deleted earlier: tombstones) is a move: its row is re-pointed, no model runs;
 - an unchanged photo analysed by an older detector or model than the installed one is
@@ -176,7 +177,7 @@ class Indexer:
         vanished = [r for p, r in known.items() if p not in found and r.status != STATUS_DELETED
                     and any(is_under(p, root, strict=True) for root in reachable)]
         moves, unmatched, deleted = in_transaction(self.engine, lambda s: self._moves_and_deletions(
-            s, new_paths, found, vanished, sidecars))
+            s, new_paths, found, vanished))
         for old, path in moves:
             log.info("moved: %s -> %s", old, path)
         summary.moved += len(moves)
@@ -195,8 +196,7 @@ class Indexer:
         return self._installed is not None and is_older(row.detector, row.model_version, self._installed)
 
     def _moves_and_deletions(self, s: Session, new_paths: list[str], found: dict[str, tuple[os.stat_result, str]],
-                             vanished: list, sidecars: dict[str, str | None],
-                             ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], int]:
+                             vanished: list) -> tuple[list[tuple[str, str]], list[tuple[str, str]], int]:
         """In one transaction (re-run whole if the database asks): new files whose content matches a
         vanished photo or a tombstone re-point its row; the other vanished photos are buried.
         Returns the (old, new) moves, the (path, root) files still to analyse, and how many were buried."""
@@ -208,7 +208,7 @@ class Indexer:
             if source is None:
                 unmatched.append((path, root))
                 continue
-            old = repo.repoint_moved(s, source.id, path, root, st.st_mtime_ns, sidecars.get(path))
+            old = repo.repoint_moved(s, source.id, path, root, st.st_mtime_ns)
             if old is None:
                 unmatched.append((path, root))
                 continue

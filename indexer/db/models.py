@@ -62,7 +62,7 @@ class Photo(Base):
     model_version: Mapped[str | None] = mapped_column(String(64))
     detector: Mapped[str | None] = mapped_column(String(64))
     indexed_at: Mapped[datetime] = mapped_column(DateTime)
-    # the photo's .xmp sidecars as last read (names, sizes, mtimes; media.xmp.sidecar_signature):
+    # the photo's .xmp sidecars as last read (sizes, mtimes, inodes; media.tagstate.sidecar_signature):
     # a sidecar-only edit changes it, and the next scan re-reads the metadata without the models
     sidecars: Mapped[str | None] = mapped_column(String(32))
 

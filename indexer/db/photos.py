@@ -70,8 +70,7 @@ def move_candidates(s: Session, vanished: Sequence[Row]) -> dict[int, list[Row]]
     return by_size
 
 
-def repoint_moved(s: Session, photo_id: int, path: str, root: str, mtime_ns: int,
-                  sidecars: str | None = None) -> str | None:
+def repoint_moved(s: Session, photo_id: int, path: str, root: str, mtime_ns: int) -> str | None:
     """A vanished photo (or tombstone) found again at `path`: re-point its row; returns the old path,
     or None when another writer removed the row meanwhile (then the file is analysed as new)."""
     row = s.get(Photo, photo_id, with_for_update=True)
@@ -80,8 +79,6 @@ def repoint_moved(s: Session, photo_id: int, path: str, root: str, mtime_ns: int
     s.execute(delete(Photo).where(Photo.path == path, Photo.id != photo_id))
     old = row.path
     row.path, row.root, row.mtime_ns, row.status = path, root, mtime_ns, STATUS_OK
-    if row.sidecars is not None and sidecars is not None:
-        row.sidecars = sidecars  # its sidecars moved with it (new names): nothing to read again
     return old
 
 

@@ -3,9 +3,9 @@ those moodindex wrote, and emotion tags of their own.
 
 moodindex records every value it writes in the same XMP (`moodindex:Written`, entries such as
 "lr:hierarchicalSubject=Emotion|Happy"; export/xmp.py).  Photo managers keep properties they do
-not know when they rewrite a sidecar or a file (digiKam and darktable through Exiv2), so the
-record survives their edits, and comparing it with what the hierarchical keyword fields hold now
-tells:
+not know when they rewrite a sidecar or a file (darktable 4.2 does, as tests/test_tag_corrections.py
+shows with the real program; digiKam writes through the same Exiv2), so the record survives their
+edits, and comparing it with what the hierarchical keyword fields hold now tells:
 
 * **removed**: an emotion we recorded writing to a field that no longer holds it.  Each field is
   looked at on its own: darktable rewrites `lr:hierarchicalSubject` (and `dc:subject`) but leaves
@@ -15,7 +15,9 @@ tells:
 
 Flat keywords (`dc:subject`, IPTC Keywords) are left out: "Happy" there may be any keyword.
 An emotion that is both added and removed (two packets disagreeing) is left out: it says nothing
-clear.  Packets are every `.xmp` sidecar of the photo and its own embedded XMP."""
+clear.  Packets are every `.xmp` sidecar of the photo and its own embedded XMP.
+
+`sidecar_signature(s)`: what the scan compares to notice an edit to a sidecar alone."""
 
 from __future__ import annotations
 
