@@ -25,6 +25,7 @@ from indexer.media.exif import read_exif
 from indexer.media.fingerprint import KnownPhoto, fingerprint
 from indexer.media.regions import NamedRegion, named_regions
 from indexer.media.source import UnreadablePhoto, read_photo
+from indexer.media.tagstate import TagVerdicts, tag_verdicts
 from indexer.vision.crop import FACE_MARGIN, FACE_MARGINS, crop_faces
 from indexer.vision.faces import Detection
 
@@ -85,6 +86,8 @@ class PhotoResult:
     warnings: tuple[str, ...] = ()
     # named face regions from the sidecar or the file's XMP (media.regions), in the displayed frame
     regions: tuple[NamedRegion, ...] = ()
+    # emotion tags the user added or removed in a photo manager (media.tagstate): corrections
+    tags: TagVerdicts = TagVerdicts()
 
 
 class Analyzer:
@@ -138,7 +141,7 @@ class Analyzer:
                     camera=exif.camera, orientation=exif.orientation, warnings=date.notes)
         if known and (known.content_hash, known.orientation) == (base["content_hash"], exif.orientation):
             shape = (known.width, known.height) if known.width and known.height else None
-            self._read_regions(base, path, data, exif.orientation, shape)
+            self._read_metadata(base, path, data, exif.orientation, shape)
             return PhotoResult(**base, status=STATUS_OK, pixels_unchanged=True)
         try:
             with library_stderr():
@@ -151,7 +154,7 @@ class Analyzer:
             log.debug("decoder failure on %s", path, exc_info=True)
             return PhotoResult(**base, status=STATUS_ERROR, error=f"cannot decode: {type(exc).__name__}: {exc}")
         base.update(width=decoded.width, height=decoded.height)
-        self._read_regions(base, path, data, exif.orientation, (decoded.width, decoded.height))
+        self._read_metadata(base, path, data, exif.orientation, (decoded.width, decoded.height))
         del data
         try:
             with library_stderr():
@@ -162,11 +165,12 @@ class Analyzer:
         return PhotoResult(**base, status=STATUS_OK, faces=faces)
 
     @staticmethod
-    def _read_regions(base: dict, path: str, data: bytes, orientation: int | None,
-                      shape: tuple[int, int] | None) -> None:
-        """Names from the metadata: read on every path, the metadata-only edit included."""
+    def _read_metadata(base: dict, path: str, data: bytes, orientation: int | None,
+                       shape: tuple[int, int] | None) -> None:
+        """Names and the user's tag edits: read on every path, the metadata-only edit included."""
         regions, notes = named_regions(path, data, orientation, shape)
-        base.update(regions=regions, warnings=base.get("warnings", ()) + notes)
+        tags, tag_notes = tag_verdicts(path, data)
+        base.update(regions=regions, tags=tags, warnings=base.get("warnings", ()) + notes + tag_notes)
 
     def faces_in(self, image: np.ndarray, scale: float = 1.0) -> tuple[FaceResult, ...]:
         """Detect, crop the way the model was trained, classify in one batch."""

@@ -7,6 +7,9 @@ processes here, a cluster later), and the rows are read and written by `db/photo
 - unchanged (same size and mtime_ns) files are never re-read;
 - a changed file whose fingerprint and orientation are the same (someone edited its metadata)
   gets its EXIF fields re-read and keeps its faces: no model runs;
+- an unchanged file whose `.xmp` sidecars changed (`media.tagstate.sidecar_signatures`: sizes,
+  mtimes, inodes) takes the same metadata-only path: names and tag edits are read, no model runs
+  (a photo moved with its sidecar keeps the signature: a sidecar the move left behind is noticed);
 - a file that is new here but has the size and content hash of a photo that vanished
   (or was deleted earlier: tombstones) is a move: its row is re-pointed, no model runs;
 - an unchanged photo analysed by an older detector or model than the installed one is
@@ -38,6 +41,7 @@ from indexer.db.session import in_transaction
 from indexer.domain import STATUS_DELETED, STATUS_OK, STATUS_SKIPPED
 from indexer.executor import Executor, LocalExecutor
 from indexer.media.fingerprint import KnownPhoto, fingerprint_file
+from indexer.media.tagstate import sidecar_signatures
 from indexer.paths import is_under, normalise_path
 from indexer.summary import Progress, ProgressFn, ScanSummary
 from indexer.vision.identity import Installed, installed, is_older
@@ -146,6 +150,7 @@ class Indexer:
         with Session(self.engine) as s:
             known = repo.known_rows(s, found, reachable)
         to_process: list[tuple[str, str]] = []
+        sidecars = sidecar_signatures(found)  # stored with what is read now
         new_paths: list[str] = []
         edited: dict[str, KnownPhoto] = {}  # changed files whose pixels may be the same
         upgrades: list[tuple[str, str, datetime | None]] = []  # unchanged, but analysed by an older model
@@ -157,6 +162,11 @@ class Indexer:
                 to_process.append((path, root))
                 if not self.force and row.status == STATUS_OK and row.content_hash:
                     edited[path] = KnownPhoto(row.content_hash, row.orientation, row.width, row.height)
+            elif row.status == STATUS_OK and row.content_hash and row.sidecars != sidecars[path]:
+                # only a sidecar changed (digiKam, darktable, Lightroom): its names and tags are read
+                # on the metadata-only path, which runs no model
+                to_process.append((path, root))
+                edited[path] = KnownPhoto(row.content_hash, row.orientation, row.width, row.height)
             elif self._is_stale(row):
                 upgrades.append((path, root, row.taken_at))
             else:
@@ -175,7 +185,7 @@ class Indexer:
         to_process.extend(unmatched)
         if to_process:
             self._process(to_process, {p for p, r in known.items() if r.status != STATUS_DELETED}, edited,
-                          summary, on_progress, upgrading)
+                          summary, on_progress, upgrading, sidecars)
 
     def _is_stale(self, row) -> bool:  # noqa: ANN001 (a KNOWN_COLUMNS row)
         """An ok row analysed by an older detector or model than the installed one."""
@@ -224,7 +234,8 @@ class Indexer:
 
     # -- storing what the executor returns -------------------------------------------------
     def _process(self, items: list[tuple[str, str]], existing: set[str], known: dict, summary: ScanSummary,
-                 on_progress: ProgressFn | None, upgrading: set[str] = frozenset()) -> None:
+                 on_progress: ProgressFn | None, upgrading: set[str] = frozenset(),
+                 sidecars: dict[str, str | None] | None = None) -> None:
         roots = dict(items)
         batch: list = []
         last_flush = time.monotonic()
@@ -249,7 +260,7 @@ class Indexer:
                 elif result.warnings:  # the watcher: its log is the terminal (-v shows INFO)
                     log.info("%s: warning: %s", result.path, "; ".join(result.warnings))
                 if len(batch) >= BATCH_SIZE or time.monotonic() - last_flush > BATCH_SECONDS:
-                    self._store(batch, roots)
+                    self._store(batch, roots, sidecars)
                     batch, last_flush = [], time.monotonic()
                 if self.stop.is_set():
                     summary.interrupted = True
@@ -260,9 +271,9 @@ class Indexer:
             raise
         finally:
             if batch:
-                self._store(batch, roots)
+                self._store(batch, roots, sidecars)
             if summary.interrupted:
                 self.close()
 
-    def _store(self, results: list, roots: dict[str, str]) -> None:
-        repo.store_results(self.engine, results, roots)
+    def _store(self, results: list, roots: dict[str, str], sidecars: dict[str, str | None] | None) -> None:
+        repo.store_results(self.engine, results, roots, sidecars)

@@ -33,6 +33,12 @@ def is_photo_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in SUPPORTED_EXTENSIONS
 
 
+def is_sidecar_name(name: str) -> bool:
+    """An XMP sidecar (`photo.jpg.xmp`, `photo.xmp`): not indexed itself, but its photo's names and
+    tags are read again when it changes."""
+    return name.lower().endswith(".xmp") and not name.startswith(".")
+
+
 def _load_ignore(directory: str, problems: WalkProblems) -> pathspec.GitIgnoreSpec | None:
     path = os.path.join(directory, IGNORE_FILE)
     try:

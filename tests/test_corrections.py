@@ -22,11 +22,11 @@ def _json(run_cli, *args):
 
 
 @pytest.fixture()
-def lib(db_path: Path, tmp_path: Path) -> Path:
+def lib(db_location: Path | str, tmp_path: Path) -> Path:
     """two.jpg: a sad face and a neutral one; one.jpg: one happy face."""
     folder = tmp_path / "lib"
     folder.mkdir()
-    engine = open_db(db_path)
+    engine = open_db(db_location)
     with session_scope(engine) as s:
         for name, faces in (("two.jpg", [("sad", 0.9), ("neutral", 0.6)]), ("one.jpg", [("happy", 0.8)])):
             (folder / name).write_bytes(b"x")
@@ -91,7 +91,7 @@ def test_correction_survives_move_rename_and_force(run_cli, tmp_path, dev_faces_
     assert [r["path"] for r in found] == [str(moved)]
 
 
-def test_tags_follow_the_correction(run_cli, lib, db_path):
+def test_tags_follow_the_correction(run_cli, lib, db_location):
     """Tag writers read the faces' emotion and score: a corrected face tags as the user said, even
     below the model's tag threshold, and the model's wrong emotion is no longer tagged."""
     from sqlalchemy import select
@@ -102,7 +102,7 @@ def test_tags_follow_the_correction(run_cli, lib, db_path):
 
     assert run_cli("correct", lib / "two.jpg", "surprised", "--face", "1").exit_code == 0
     assert run_cli("correct", lib / "two.jpg", "--face", "0", "--not-a-face").exit_code == 0
-    engine = open_db(db_path)
+    engine = open_db(db_location)
     with Session(engine) as s:
         photo = s.scalar(select(Photo).where(Photo.path == str(lib / "two.jpg")))
         assert emotions_for_faces(photo.faces, 0.6) == ["surprise"]
@@ -126,3 +126,54 @@ def test_export_feeds_the_training_script(run_cli, tmp_path, dev_faces_dir, yune
     faces, labels = train.load_extra(tmp_path / "out")
     assert faces.shape == (1, 48, 48) and labels.tolist() == [2]  # fear, in CLASSES order
     assert faces.std() > 10  # a face, not a blank crop
+
+
+def test_a_correction_caught_in_a_deadlock_is_retried(run_cli, lib, db_backend, db_location):
+    """Several writers on one PostgreSQL server: another transaction holds the face's row and then
+    wants the correction row this one deleted.  PostgreSQL breaks the deadlock by failing this one
+    (40P01); `correct` runs its transaction again, as every other write does, and succeeds."""
+    if db_backend != "postgresql":
+        pytest.skip("a deadlock between two writers needs a server")
+    import threading
+    import time
+
+    from sqlalchemy import select, text
+
+    from indexer.db.models import Correction, Face, Photo
+
+    assert run_cli("correct", lib / "two.jpg", "angry", "--face", "0").exit_code == 0
+    engine = open_db(db_location)
+    with engine.connect() as conn:
+        photo_id = conn.scalar(select(Photo.id).where(Photo.path == str(lib / "two.jpg")))
+        face_id = conn.scalar(select(Face.id).where(Face.photo_id == photo_id, Face.idx == 0))
+        old_id = conn.scalar(select(Correction.id))
+    problems: list[BaseException] = []
+
+    def other_writer() -> None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("SET LOCAL deadlock_timeout = '20s'"))  # so `correct` is the one to fail
+                conn.execute(text("UPDATE faces SET score = score WHERE id = :id"), {"id": face_id})
+                held.set()
+                waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                deadline = time.monotonic() + 30
+                while conn.scalar(text(waiting)) == 0 and time.monotonic() < deadline:
+                    conn.execute(text("SELECT pg_stat_clear_snapshot()"))  # a transaction sees one snapshot
+                    time.sleep(0.05)
+                conn.execute(text("DELETE FROM corrections WHERE id = :id"), {"id": old_id})
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            problems.append(exc)
+            held.set()
+
+    held = threading.Event()
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    assert held.wait(30)
+    res = run_cli("correct", lib / "two.jpg", "happy", "--face", "0")
+    thread.join(60)
+    engine.dispose()
+    assert not problems, problems
+    assert res.exit_code == 0, res.output
+    assert [(f["emotion"], f["corrected"]) for f in _json(run_cli, "show", lib / "two.jpg", "--format", "json")[
+        "face_details"]][0] == ("happy", True)
+    assert [c["emotion"] for c in _json(run_cli, "corrections", "--format", "json")] == ["happy"]

@@ -189,8 +189,8 @@ def test_interrupted_run_resumes(run_cli, library, db_location, monkeypatch):
     calls = {"n": 0}
     real_store = scan.Indexer._store
 
-    def store_then_interrupt(self, results, roots):
-        real_store(self, results, roots)
+    def store_then_interrupt(self, results, roots, *rest):  # noqa: ANN002
+        real_store(self, results, roots, *rest)
         calls["n"] += 1
         raise KeyboardInterrupt
 

@@ -152,7 +152,14 @@ def test_burst_is_batched_and_each_photo_analysed_once(start, engine, tmp_path: 
 
 
 def test_sidecars_hidden_and_ignored_files_never_run_the_models(start, engine, tmp_path: Path,  # noqa: ANN001
-                                                                faces: list[Path], analysed: list[str]) -> None:
+                                                                faces: list[Path], analysed: list[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer.vision.emotion import EmotionModel
+
+    predicted: list[int] = []  # faces per model call
+    real_predict = EmotionModel.predict
+    monkeypatch.setattr(EmotionModel, "predict", lambda self, crops: predicted.append(len(crops))
+                        or real_predict(self, crops))
     root = tmp_path / "photos"
     (root / "skip").mkdir(parents=True)
     (root / ".moodignore").write_text("skip/\n")
@@ -170,7 +177,9 @@ def test_sidecars_hidden_and_ignored_files_never_run_the_models(start, engine, t
     # a sentinel after all that: events are handled in order, so once it is in, the rest was seen
     shutil.copy(faces[4], root / "sentinel.jpg")
     wait_for(lambda: str(root / "sentinel.jpg") in ok_paths(engine), "the sentinel photo")
-    assert analysed == [str(root / "a.jpg"), str(root / "sentinel.jpg")]
+    # the sidecar's photo is read again for its names and tags, on the metadata-only path
+    assert analysed == [str(root / "a.jpg"), str(root / "a.jpg"), str(root / "sentinel.jpg")]
+    assert predicted == [1, 1], "the models ran on a.jpg and the sentinel only"
     assert ok_paths(engine) == {str(root / "a.jpg"), str(root / "sentinel.jpg")}
 
 

@@ -169,8 +169,8 @@ def test_one_photo_stored_by_two_writers_at_once(pg_url: str, monkeypatch: pytes
     original = repo._store
     waited: set[int] = set()
 
-    def store_then_wait(s, results, roots, now):  # noqa: ANN001, ANN202
-        original(s, results, roots, now)
+    def store_then_wait(s, results, roots, now, *rest):  # noqa: ANN001, ANN002, ANN202
+        original(s, results, roots, now, *rest)
         if threading.get_ident() not in waited:  # the first attempt of each writer only
             waited.add(threading.get_ident())
             try:

@@ -41,18 +41,19 @@ def correct_cmd(app: AppContext, photo: Path, emotion: str | None, face_n: int |
     `index --force` and a new model."""
     from indexer.db.corrections import CorrectionError, correct
     from indexer.db.corrections import clear as clear_corrections
-    from indexer.db.session import session_scope
+    from indexer.db.session import in_transaction
     from indexer.paths import normalise_path
 
     if sum((emotion is not None, not_a_face, clear)) != 1:
         raise MoodindexError("give one of: an EMOTION, --not-a-face or --clear", exit_code=2)
     path = normalise_path(photo)
+    said = None if clear or not_a_face else _emotion(emotion or "")
+
+    def work(s):  # noqa: ANN001, ANN202 - re-run whole when PostgreSQL asks (several writers)
+        return clear_corrections(s, path, face_n) if clear else correct(s, path, said, face_n, not_a_face)
+
     try:
-        with session_scope(app.engine) as s:
-            if clear:
-                outcome = clear_corrections(s, path, face_n)
-            else:
-                outcome = correct(s, path, None if not_a_face else _emotion(emotion or ""), face_n, not_a_face)
+        outcome = in_transaction(app.engine, work)
     except CorrectionError as exc:
         raise MoodindexError(str(exc), exit_code=2) from exc
     click.echo(outcome.message)
@@ -80,9 +81,11 @@ def corrections_cmd(ctx: click.Context, fmt: str) -> None:
         click.echo("moodindex: no corrections yet (`moodindex correct PHOTO EMOTION`)", err=True)
         return
     for c in items:
-        what = "not a face" if c["not_a_face"] else c["emotion"]
+        what = "not a face" if c["not_a_face"] else f"not {c['not_emotion']}" if c["not_emotion"] else c["emotion"]
         where = ", ".join(c["paths"]) or "(photo not in the index now)"
-        click.echo(f"{c['created_at']}  {what:10}  box {c['box']}  {where}")
+        on = "whole photo" if c["photo_level"] else f"box {c['box']}"
+        by = "  (your tags)" if c["source"] == "tags" else ""
+        click.echo(f"{c['created_at']}  {what:12}  {on}  {where}{by}")
 
 
 @corrections_cmd.command("export")

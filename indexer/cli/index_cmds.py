@@ -213,6 +213,7 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
     """Everything the index knows about one photo."""
     from sqlalchemy.orm import Session
 
+    from indexer.db.corrections import photo_corrections
     from indexer.db.read import find_photo, photo_dict
     from indexer.domain import DATE_SOURCE_TEXT
     from indexer.paths import normalise_path
@@ -222,6 +223,7 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
         if row is None:
             raise MoodindexError(f"{photo}: not in the index (run `moodindex index` on its folder)")
         data = photo_dict(row)
+        data["photo_corrections"] = photo_corrections(s, row)
     if fmt == "json":
         emit_json(data)
         return
@@ -244,6 +246,10 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
         else:
             said = "  ".join(f"{k} {v:.2f}" for k, v in ranked[:3])
         click.echo(f"  face {i}: box {face['box']} conf {face['confidence']:.2f}  {said}{who}")
+    for c in data["photo_corrections"]:
+        said = c["emotion"] if c["shows"] else f"not {c['emotion']}"
+        how = f"a tag you {'added' if c['shows'] else 'removed'} in a photo manager"
+        click.echo(f"  {'yours':9} {said}: applies to the whole photo, not one face ({how})")
 
 
 @click.command("list")

@@ -36,6 +36,17 @@ def _index_keeper(app: AppContext):  # noqa: ANN202 - tagging's on_rewritten hoo
     return lambda photo: record_metadata_rewrite(app.engine, photo)
 
 
+def _sidecar_keeper(app: AppContext):  # noqa: ANN202 - tagging's on_sidecar hook
+    """Records a photo's sidecars after we wrote one, so the next scan does not read them again
+    (db.photos.record_sidecar_write says when it may)."""
+    from indexer.db.location import exists
+    from indexer.db.photos import record_sidecar_write
+
+    if not exists(app.settings.db):
+        return None
+    return lambda photo, before: record_sidecar_write(app.engine, photo, before)
+
+
 def _reporter(verbosity: int):  # noqa: ANN202 - echoing callback
     from indexer.export import xmp
 
@@ -106,7 +117,8 @@ def tag_cmd(app: AppContext, query: tuple[str, ...], mode: str, min_score: float
     photos = _photos(app, " ".join(query) or None, min_score, untag=False, sidecar_mode=(mode == "sidecar"))
     with _exiftool() as et:
         summary = tag_photos(photos, mode=mode, min_score=score, prefix=prefix, dry_run=dry_run,
-                             on_outcome=_reporter(app.verbosity), on_rewritten=_index_keeper(app), exiftool=et)
+                             on_outcome=_reporter(app.verbosity), on_rewritten=_index_keeper(app),
+                             on_sidecar=_sidecar_keeper(app), exiftool=et)
     _finish(summary, f"tag ({_where_written(mode, summary)}{', dry run' if dry_run else ''})", app)
 
 
@@ -135,7 +147,7 @@ def untag_cmd(app: AppContext, query: tuple[str, ...], mode: str | None, dry_run
     photos = _photos(app, " ".join(query) or None, None, untag=True, sidecar_mode=True)
     with _exiftool() as et:
         summary = untag_photos(photos, modes=modes, dry_run=dry_run, on_outcome=_reporter(app.verbosity),
-                               on_rewritten=_index_keeper(app), exiftool=et)
+                               on_rewritten=_index_keeper(app), on_sidecar=_sidecar_keeper(app), exiftool=et)
     _finish(summary, f"untag{' (dry run)' if dry_run else ''}", app)
 
 
@@ -207,7 +219,8 @@ def digikam_group() -> None:
 @click.pass_obj
 def digikam_sync_cmd(app: AppContext, digikam_db: Path | None, min_score: float | None, prefix: str,
                      remove_only: bool, dry_run: bool) -> None:
-    """Write emotion tags into digiKam's database (digiKam must be closed; a backup is made first)."""
+    """Write emotion tags into digiKam's database (digiKam must be closed; a backup is made first),
+    and read the faces named there (People tags with their rectangles) into the index."""
     from indexer.db.session import session_scope
     from indexer.export import digikam
     from indexer.export.selection import photos_to_untag
@@ -222,6 +235,11 @@ def digikam_sync_cmd(app: AppContext, digikam_db: Path | None, min_score: float 
                                   dry_run=dry_run)
         except digikam.DigikamError as exc:
             raise MoodindexError(str(exc)) from exc
+    if not dry_run and report.people:
+        from indexer.db.people import store_digikam_regions
+        from indexer.db.session import in_transaction
+
+        in_transaction(app.engine, lambda s: store_digikam_regions(s, report.people))
     for root in report.unresolved_roots:
         click.echo(f"warning: cannot locate digiKam album root {root}; its photos were not matched", err=True)
     if app.verbosity >= 0:

@@ -10,7 +10,14 @@ the correction wins everywhere without each of them knowing about it.
 
 The key survives what the index does to a photo: a move or rename keeps the fingerprint (the row
 is re-pointed), a metadata edit keeps it (the fingerprint leaves metadata out), and `index
---force` or a new model find the same face again within `SAME_FACE_IOU`."""
+--force` or a new model find the same face again within `SAME_FACE_IOU`.
+
+Corrections made in a photo manager.  An `Emotion|…` tag the user removed from those moodindex
+wrote, or added themselves, in digiKam or darktable (media.tagstate) becomes a correction at the
+next `index` (`record_tag_verdicts`, source "tags"): "not happy" or "angry", on the photo's one
+face, or on the whole photo when it has several (`photo_level`, no box; `show` says so).  "Not
+E" turns every face showing E to the model's best other class, at the model's probability;
+"E" for a whole photo goes on the face the model finds likeliest to show E, unless one does."""
 
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ from sqlalchemy.orm import Session
 from indexer.db.models import Correction, Face, Photo
 from indexer.domain import CLASSES, STATUS_OK
 from indexer.media.regions import iou, match_regions
+from indexer.media.tagstate import TagVerdicts
 
 # A box found again by a re-run or another detector overlaps the old one at IoU >= 0.52 even when
 # the two detectors differ (benchmarks/region_match.py: Haar vs YuNet); the same detector finds
@@ -31,6 +39,7 @@ from indexer.media.regions import iou, match_regions
 # of two different faces.
 SAME_FACE_IOU = 0.4
 USER_SCORE = 1.0
+SOURCE_CLI, SOURCE_TAGS = "cli", "tags"  # `moodindex correct`, or tags changed in a photo manager
 
 
 class CorrectionError(ValueError):
@@ -48,22 +57,35 @@ def _box(item: Face | Correction) -> tuple[int, int, int, int]:
 
 
 def apply_corrections(s: Session, photo: Photo) -> None:
-    """Lay the corrections for this photo's fingerprint on its faces (see the module docstring)."""
+    """Lay the corrections for this photo's fingerprint on its faces (see the module docstring),
+    oldest first, so the newest word on a face wins.  Faces corrected before get the model's answer
+    back first: laying them again gives the same faces whatever was laid before."""
     if not photo.content_hash:
         return
     corrections = s.scalars(select(Correction).where(Correction.content_hash == photo.content_hash)
                             .order_by(Correction.created_at, Correction.id)).all()
+    for face in photo.faces:
+        if face.corrected:
+            restore_model_answer(face)
     if not corrections:
         return
     faces = list(photo.faces)
-    matches = match_regions([_box(c) for c in corrections], [_box(f) for f in faces], SAME_FACE_IOU)
+    # each correction on its own face: several may be about one face ("not happy", then "angry")
+    matches = {c.id: match_regions([_box(c)], [_box(f) for f in faces], SAME_FACE_IOU)[0]
+               for c in corrections if not c.photo_level}
+    excluded: dict[int, set[str]] = {}  # id(face) -> emotions the user said it does not show
     dropped = []
-    for correction, m in zip(corrections, matches, strict=True):
-        if m is None:
+    for correction in corrections:
+        if correction.photo_level:
+            _lay_on_photo(correction, faces, excluded)
+            continue
+        if (m := matches[correction.id]) is None:
             continue
         face = faces[m]
         if correction.not_a_face:
             dropped.append(face)
+        elif correction.not_emotion:
+            _exclude(face, correction.not_emotion, excluded)
         else:
             face.emotion, face.score, face.corrected = correction.emotion, USER_SCORE, True
     for face in dropped:
@@ -71,9 +93,81 @@ def apply_corrections(s: Session, photo: Photo) -> None:
     photo.face_count = len(photo.faces)
 
 
-def restore_model_answer(face: Face) -> None:
+def _exclude(face: Face, emotion: str, excluded: dict[int, set[str]]) -> None:
+    """"Not `emotion`": a face showing it gets the model's best other class, at the model's probability."""
+    gone = excluded.setdefault(id(face), set())
+    gone.add(emotion)
+    if face.emotion != emotion:
+        return
+    scores = {c: getattr(face, c) for c in CLASSES if c not in gone}
+    if scores:
+        best = max(scores, key=scores.__getitem__)
+        face.emotion, face.score, face.corrected = best, float(scores[best]), True
+
+
+def _lay_on_photo(correction: Correction, faces: list[Face], excluded: dict[int, set[str]]) -> None:
+    """A correction of the whole photo (a tag changed on a photo with several faces): "not E" holds
+    for every face; "E" is laid on the face the model finds likeliest to show it, unless one does."""
+    if correction.not_emotion:
+        for face in faces:
+            _exclude(face, correction.not_emotion, excluded)
+        return
+    emotion = correction.emotion
+    if not emotion or not faces or any(f.emotion == emotion for f in faces):
+        return
+    face = max(faces, key=lambda f: getattr(f, emotion))
+    face.emotion, face.score, face.corrected = emotion, USER_SCORE, True
+
+
+def _model_emotion(face: Face) -> str:
     scores = [getattr(face, c) for c in CLASSES]
-    face.emotion, face.score, face.corrected = CLASSES[scores.index(max(scores))], float(max(scores)), False
+    return CLASSES[scores.index(max(scores))]
+
+
+def record_tag_verdicts(s: Session, photo: Photo, verdicts: TagVerdicts) -> None:
+    """Turn what the user did to the photo's emotion tags (media.tagstate) into corrections: on
+    its one face, or on the whole photo when it has several.  A verdict already recorded is left
+    as it is (its date keeps its place among the user's other corrections); the opposite one for
+    the same emotion is replaced.  A tag the user added that the model already gives a face says
+    nothing new and is not recorded (digiKam writing our own tags back into the file, too).
+    Verdicts are only ever added by what the tags say: a sidecar that disappears takes none away."""
+    if not verdicts or not photo.content_hash:
+        return
+    faces = list(photo.faces)
+    model_says = {_model_emotion(f) for f in faces}
+    wanted = [(e, False) for e in verdicts.added if e not in model_says] + [(e, True) for e in verdicts.removed]
+    if not wanted:
+        return
+    mine = s.scalars(select(Correction).where(Correction.content_hash == photo.content_hash,
+                                              Correction.source == SOURCE_TAGS)).all()
+    box = _box(faces[0]) if len(faces) == 1 else (0, 0, 0, 0)
+    for emotion, negative in wanted:
+        if any((c.not_emotion if negative else c.emotion) == emotion for c in mine):
+            continue
+        for c in mine:
+            if (c.emotion if negative else c.not_emotion) == emotion:
+                s.delete(c)
+        s.add(Correction(content_hash=photo.content_hash, x=box[0], y=box[1], w=box[2], h=box[3],
+                         emotion=None if negative else emotion, not_emotion=emotion if negative else None,
+                         not_a_face=False, photo_level=len(faces) != 1, source=SOURCE_TAGS,
+                         created_at=datetime.now()))
+    s.flush()
+
+
+def photo_corrections(s: Session, photo: Photo) -> list[dict[str, Any]]:
+    """The corrections of the whole photo (not of one face), for `show`."""
+    if not photo.content_hash:
+        return []
+    rows = s.scalars(select(Correction).where(Correction.content_hash == photo.content_hash,
+                                              Correction.photo_level.is_(True))
+                     .order_by(Correction.created_at, Correction.id))
+    return [{"emotion": c.emotion or c.not_emotion, "shows": c.not_emotion is None, "source": c.source}
+            for c in rows]
+
+
+def restore_model_answer(face: Face) -> None:
+    face.emotion = _model_emotion(face)
+    face.score, face.corrected = float(getattr(face, face.emotion)), False
 
 
 def _pick_face(photo: Photo, face_n: int | None) -> Face:
@@ -128,7 +222,8 @@ def clear(s: Session, path: str, face_n: int | None) -> Outcome:
     if face_n is not None:
         face = _pick_face(photo, face_n)
         n = _drop_for_face(s, photo, face)
-        restore_model_answer(face)
+        s.flush()
+        apply_corrections(s, photo)  # the model's answer, under what still holds for the whole photo
         return Outcome(f"{photo.path}: face {face_n}: " + ("correction cleared" if n else "had no correction"))
     old = s.scalars(select(Correction).where(Correction.content_hash == photo.content_hash)).all()
     hidden = any(c.not_a_face for c in old)
@@ -149,7 +244,9 @@ def list_corrections(s: Session) -> list[dict[str, Any]]:
     for c in s.scalars(select(Correction).order_by(Correction.created_at.desc(), Correction.id.desc())):
         paths = list(s.scalars(select(Photo.path).where(Photo.content_hash == c.content_hash,
                                                         Photo.status == STATUS_OK).order_by(Photo.path)))
-        out.append({"paths": paths, "content_hash": c.content_hash, "box": [c.x, c.y, c.w, c.h],
-                    "emotion": c.emotion, "not_a_face": c.not_a_face,
+        out.append({"paths": paths, "content_hash": c.content_hash,
+                    "box": None if c.photo_level else [c.x, c.y, c.w, c.h], "photo_level": c.photo_level,
+                    "emotion": c.emotion, "not_emotion": c.not_emotion, "not_a_face": c.not_a_face,
+                    "source": c.source,
                     "created_at": c.created_at.isoformat(timespec="seconds")})
     return out

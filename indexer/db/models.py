@@ -66,6 +66,9 @@ class Photo(Base):
     model_version: Mapped[str | None] = mapped_column(String(64))
     detector: Mapped[str | None] = mapped_column(String(64))
     indexed_at: Mapped[datetime] = mapped_column(DateTime)
+    # the photo's .xmp sidecars as last read (sizes, mtimes, inodes; media.tagstate.sidecar_signature):
+    # a sidecar-only edit changes it, and the next scan re-reads the metadata without the models
+    sidecars: Mapped[str | None] = mapped_column(String(32))
 
     faces: Mapped[list[Face]] = relationship(
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True, order_by="Face.idx"
@@ -179,8 +182,13 @@ class Correction(Base):
     y: Mapped[int] = mapped_column(Integer)
     w: Mapped[int] = mapped_column(Integer)
     h: Mapped[int] = mapped_column(Integer)
-    emotion: Mapped[str | None] = mapped_column(String(16))  # None with not_a_face
+    emotion: Mapped[str | None] = mapped_column(String(16))  # None with not_a_face or not_emotion
     not_a_face: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # "not this emotion": an Emotion tag the user removed in digiKam or darktable
+    not_emotion: Mapped[str | None] = mapped_column(String(16))
+    # about the photo, not one face (a tag changed on a photo with several faces); the box is empty
+    photo_level: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    source: Mapped[str] = mapped_column(String(8), default="cli", server_default="cli")  # cli | tags
 
     __table_args__ = (Index("ix_corrections_content_hash", "content_hash"),)

@@ -8,7 +8,7 @@ to satisfy."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Row, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from indexer.db.corrections import apply_corrections
+from indexer.db.corrections import apply_corrections, record_tag_verdicts
 from indexer.db.models import Face, Photo
 from indexer.db.people import clear_regions, store_regions
 from indexer.db.session import in_transaction
@@ -29,7 +29,7 @@ EXIF_FIELDS = ("size", "mtime_ns", "content_hash", "taken_at", "date_source", "u
 RESULT_FIELDS = (*EXIF_FIELDS, "status", "error", "width", "height", "orientation", "detector", "model_version")
 KNOWN_COLUMNS = (Photo.id, Photo.path, Photo.size, Photo.mtime_ns, Photo.status, Photo.content_hash,
                  Photo.orientation, Photo.width, Photo.height, Photo.taken_at, Photo.detector,
-                 Photo.model_version)
+                 Photo.model_version, Photo.sidecars)
 IN_CHUNK = 500  # paths per IN (...): far below SQLite's variable limit
 
 
@@ -144,18 +144,21 @@ def forget_under(engine: Engine, path: str) -> int:
     return in_transaction(engine, work)
 
 
-def store_results(engine: Engine, results: Sequence[Any], roots: dict[str, str]) -> None:
+def store_results(engine: Engine, results: Sequence[Any], roots: dict[str, str],
+                  sidecars: Mapping[str, str | None] | None = None) -> None:
     """One transaction for a batch of `pipeline.PhotoResult`s: every photo whole, or none of them.
     Several writers may store the same photo at once (two `index` runs and a watcher on one server):
     its row is locked while its faces are replaced, so the last writer's faces replace the first's
     instead of adding to them; a row inserted meanwhile by another writer makes the database ask for
     a retry, and the retry updates that row.  Photos are taken in path order, so two writers lock
-    rows in the same order."""
+    rows in the same order.  `sidecars`: each photo's sidecar signature as the scan saw it before
+    the photo was read (media.tagstate.sidecar_signature)."""
     now = datetime.now()
-    in_transaction(engine, lambda s: _store(s, sorted(results, key=lambda r: r.path), roots, now))
+    in_transaction(engine, lambda s: _store(s, sorted(results, key=lambda r: r.path), roots, now, sidecars or {}))
 
 
-def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datetime) -> None:
+def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datetime,
+           sidecars: Mapping[str, str | None]) -> None:
     """Store the batch in the open transaction `s` (re-run whole when the database asks)."""
     for res in results:
         row = s.scalar(select(Photo).where(Photo.path == res.path).with_for_update())
@@ -166,6 +169,10 @@ def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datet
                 setattr(row, name, getattr(res, name))
             row.warnings = stored_warnings(res.warnings)  # what this read of the metadata said
             row.indexed_at = now
+            if res.path in sidecars:
+                row.sidecars = sidecars[res.path]
+            record_tag_verdicts(s, row, res.tags)  # tags changed in digiKam or darktable: corrections
+            apply_corrections(s, row)
             store_regions(s, row, res.regions)  # names added by a metadata edit: no model ran
             continue
         if row is None:
@@ -179,11 +186,15 @@ def _store(s: Session, results: Sequence[Any], roots: dict[str, str], now: datet
             setattr(row, name, getattr(res, name))
         row.warnings = stored_warnings(res.warnings)
         row.indexed_at = now
+        if res.path in sidecars:
+            row.sidecars = sidecars[res.path]
         row.face_count = len(res.faces)
         for i, f in enumerate(res.faces):
             x, y, w, h = f.box
             row.faces.append(Face(idx=i, x=x, y=y, w=w, h=h, confidence=f.confidence, emotion=f.emotion,
                                   score=f.score, **dict(zip(CLASSES, f.scores, strict=True))))
+        s.flush()
+        record_tag_verdicts(s, row, res.tags)
         apply_corrections(s, row)  # the user's word over the model's, before names are matched
         store_regions(s, row, res.regions)
 
@@ -207,6 +218,20 @@ def record_metadata_rewrite(engine: Engine, path: str | Path) -> bool:
                                                .values(size=st.st_size, mtime_ns=st.st_mtime_ns,
                                                        content_hash=digest)))
     return True
+
+
+def record_sidecar_write(engine: Engine, path: str | Path, before: str | None) -> bool:
+    """We just wrote this photo's sidecar: record its sidecars' new signature, so the next scan does
+    not read them again, but only when the index had read them as they were just before our write
+    (`before`); a sidecar someone edited since the last `index` is left for that scan to read.
+    True when recorded."""
+    from indexer.media.tagstate import sidecar_signature
+
+    path = normalise_path(path)
+    after = sidecar_signature(path)
+    was = Photo.sidecars.is_(None) if before is None else Photo.sidecars == before
+    return in_transaction(engine, lambda s: s.execute(update(Photo).where(Photo.path == path, was)
+                                                      .values(sidecars=after)).rowcount) == 1
 
 
 def analysed_by(engine: Engine) -> dict[tuple[str | None, str | None], int]:

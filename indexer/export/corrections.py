@@ -2,7 +2,8 @@
 48x48 grey PNG crops cut by THE preprocessing (`vision.crop`, with the margin of the detector
 that found the face) and a `labels.csv` of `file,label`.
 
-Only corrections with an emotion are exported ("not a face" has no class to learn); a correction
+Only corrections of one face with an emotion are exported ("not a face" and "not happy" have no
+class to learn, a correction of a whole photo no face to cut); a correction
 whose photo is not in the index, or no longer readable, is counted and skipped, never fatal."""
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def export_corrections(s: Session, folder: Path, max_pixels: int = 200_000_000,
     faces_dir = folder / "faces"
     faces_dir.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str]] = []
-    corrections = s.scalars(select(Correction).where(Correction.not_a_face.is_(False))
+    corrections = s.scalars(select(Correction).where(Correction.emotion.is_not(None),
+                                                     Correction.photo_level.is_(False))
                             .order_by(Correction.content_hash, Correction.id)).all()
     decoded_cache: dict[str, tuple] = {}
     for c in corrections:

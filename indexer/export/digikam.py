@@ -7,6 +7,11 @@ and `ImageTags` (imageid, tagid).  Images are found by album root + `Albums.rela
 property "moodindex", so a re-sync replaces only our old tags and `--remove` takes back exactly
 what we added; tags the user set by hand are never touched.
 
+People: the faces the user named in digiKam (`ImageTagProperties` "tagRegion", a pixel rectangle,
+on a person tag: one below the `People` root or with the `person` property) are read at every
+sync and handed back in the report, for the index to match to its faces like XMP regions
+(db/people.py); digiKam's Unknown / Unconfirmed / Ignored placeholders are no names.
+
 Safety: refuses while a digiKam process runs (it caches tags in memory and would overwrite us)
 and when SQLite's quick_check finds the database damaged (writing into a corrupt file spreads the
 damage, and its backup would be corrupt too).  Only when there is something to change: copies
@@ -29,6 +34,7 @@ from urllib.parse import parse_qs
 
 from indexer.export.tagging import PhotoLike
 from indexer.export.tags import DEFAULT_MIN_SCORE, DEFAULT_PREFIX, check_tag_text, emotions_for_faces, label
+from indexer.media.regions import DigikamFace
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +59,17 @@ class SyncReport:
     unresolved_roots: list[str] = field(default_factory=list)
     backup: Path | None = None
     dry_run: bool = False
+    # named face rectangles of our photos in digiKam's database, by photo path (named_faces)
+    people: dict[str, list[DigikamFace]] = field(default_factory=dict)
 
     def line(self) -> str:
         verb = "would add" if self.dry_run else "added"
         text = (f"{self.matched} photos matched in digiKam ({self.not_in_digikam} not in digiKam); "
                 f"{verb} {self.added} tag assignments, {'would remove' if self.dry_run else 'removed'} "
                 f"{self.removed}, {self.unchanged} photos unchanged")
+        if any(self.people.values()):
+            faces = sum(len(v) for v in self.people.values())
+            text += f"; {faces} named faces read on {sum(bool(v) for v in self.people.values())} photos"
         if self.backup:
             text += f"; backup at {self.backup}"
         return text
@@ -252,11 +263,13 @@ def sync(db: Path, photos: Iterable[PhotoLike], *, min_score: float = DEFAULT_MI
             conn.execute("BEGIN IMMEDIATE")  # held from the count to the commit: nobody writes in between
         photos = list(photos)  # walked twice: to count, then to write
         _sync_rows(conn, photos, min_score, prefix, remove_only, True, report)
+        people = named_faces(conn, {os.path.normpath(p.path) for p in photos})
+        report.people = people
         if dry_run or not (report.added or report.removed):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             return report  # nothing to change: no tag created, no backup made
-        report = SyncReport()
+        report = SyncReport(people=people)
         report.backup = backup_database(db)
         _sync_rows(conn, photos, min_score, prefix, remove_only, False, report)
         conn.execute("COMMIT")
@@ -332,3 +345,74 @@ def _sync_rows(conn: sqlite3.Connection, photos: Iterable[PhotoLike], min_score:
             conn.execute("DELETE FROM ImageTags WHERE imageid = ? AND tagid = ?", (image_id, tag_id))
             conn.execute("DELETE FROM ImageTagProperties WHERE imageid = ? AND tagid = ? AND property = ?",
                          (image_id, tag_id, MARKER))
+
+
+# -- people: the faces the user named in digiKam -------------------------------------------------
+PEOPLE_ROOT = "People"
+REGION_PROPERTY = "tagRegion"          # a confirmed face: ImageTagProperties(imageid, person tag, rect)
+PERSON_PROPERTY = "person"             # TagProperties: this tag is a person (value: the full name)
+NOT_A_NAME = ("unknownPerson", "unconfirmedPerson", "ignoredPerson")  # digiKam's placeholder tags
+_RECT_ATTR = re.compile(r'\b(x|y|width|height)\s*=\s*"(-?\d+)"')
+
+
+def parse_rect(value: str) -> tuple[int, int, int, int] | None:
+    """digiKam's `<rect x="120" y="80" width="200" height="240"/>` -> (x, y, w, h); None if not one."""
+    if not value.lstrip().startswith("<rect"):
+        return None
+    found = dict(_RECT_ATTR.findall(value))
+    if len(found) != 4:
+        return None
+    x, y, w, h = (int(found[k]) for k in ("x", "y", "width", "height"))
+    return (x, y, w, h) if w > 0 and h > 0 else None
+
+
+def _people_tags(conn: sqlite3.Connection) -> dict[int, str]:
+    """Person tag id -> name: tags below the `People` root or marked `person`, without digiKam's
+    Unknown / Unconfirmed / Ignored placeholders."""
+    tags = {tid: (pid, name) for tid, pid, name in conn.execute("SELECT id, pid, name FROM Tags")}
+    props: dict[int, dict[str, str]] = {}
+    for tid, prop, value in conn.execute("SELECT tagid, property, value FROM TagProperties"):
+        props.setdefault(tid, {})[prop] = value or ""
+    roots = {tid for tid, (pid, name) in tags.items() if pid == 0 and name == PEOPLE_ROOT}
+
+    def under_people(tid: int) -> bool:
+        seen: set[int] = set()
+        cur = tags.get(tid, (0, ""))[0]
+        while cur and cur not in seen:
+            if cur in roots:
+                return True
+            seen.add(cur)
+            cur = tags.get(cur, (0, ""))[0]
+        return False
+
+    out = {}
+    for tid, (_pid, name) in tags.items():
+        p = props.get(tid, {})
+        if any(k in p for k in NOT_A_NAME) or tid in roots:
+            continue
+        if PERSON_PROPERTY in p or under_people(tid):
+            out[tid] = p.get(PERSON_PROPERTY) or name
+    return out
+
+
+def named_faces(conn: sqlite3.Connection, paths: set[str]) -> dict[str, list[DigikamFace]]:
+    """The confirmed, named face rectangles digiKam holds for the photos at `paths`: every one of
+    them digiKam knows has an entry, empty when it names nobody there (so a name the user took
+    away in digiKam goes at the next sync)."""
+    people = _people_tags(conn)
+    by_image = {image_id: path for path, image_id in _image_index(conn, SyncReport()).items() if path in paths}
+    out: dict[str, list[DigikamFace]] = {path: [] for path in by_image.values()}
+    if not people:
+        return out
+    rows = conn.execute(
+        "SELECT P.imageid, P.tagid, P.value, I.width, I.height FROM ImageTagProperties P "
+        "LEFT JOIN ImageInformation I ON I.imageid = P.imageid WHERE P.property = ? ORDER BY P.rowid",
+        (REGION_PROPERTY,))
+    for image_id, tag_id, value, width, height in rows:
+        path, name = by_image.get(image_id), people.get(tag_id)
+        rect = parse_rect(value or "")
+        if path is None or name is None or rect is None:
+            continue
+        drawn_on = (int(width), int(height)) if width and height else None
+        out[path].append(DigikamFace(name, rect, drawn_on))
+    return out

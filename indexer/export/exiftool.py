@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from indexer.media.tagstate import NS_MOODINDEX
+
 log = logging.getLogger(__name__)
 
-NAMESPACE_URI = "http://moodindex.invalid/xmp/1.0/"
-"""Our own XMP namespace; `moodindex:Written` records exactly which values we added."""
+NAMESPACE_URI = NS_MOODINDEX
+"""Our own XMP namespace; `moodindex:Written` records exactly which values we added (media.tagstate reads it)."""
 
 # exiftool user-defined tags for our namespace (perl, loaded with -config).
 _CONFIG = f"""

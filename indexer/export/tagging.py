@@ -11,6 +11,7 @@ from typing import Protocol
 from indexer.export import xmp
 from indexer.export.exiftool import ExifTool
 from indexer.export.tags import DEFAULT_MIN_SCORE, DEFAULT_PREFIX, HasScores, emotions_for_faces
+from indexer.media.tagstate import sidecar_signature
 
 
 class PhotoLike(Protocol):
@@ -48,31 +49,39 @@ class Summary:
 
 
 OnOutcome = Callable[[xmp.Outcome], None]
-OnRewritten = Callable[[Path], None]  # a photo file whose metadata we rewrote (keep the index in step)
+# a photo file whose metadata we rewrote, or a photo whose sidecar we wrote with the sidecars'
+# signature from before the write (media.tagstate.sidecar_signature): keep the index in step
+OnRewritten = Callable[[Path], None]
+OnSidecar = Callable[[Path, str | None], None]
 
 
 def _report(outcome: xmp.Outcome, summary: Summary, on_outcome: OnOutcome | None,
-            on_rewritten: OnRewritten | None) -> None:
+            on_rewritten: OnRewritten | None, on_sidecar: OnSidecar | None = None,
+            sidecars_before: str | None = None) -> None:
     """Bookkeeping first (the index must hear of every rewrite, whatever is printed), then the caller."""
     summary.add(outcome)
     if on_rewritten and outcome.rewrote_photo:
         on_rewritten(outcome.photo)
+    if on_sidecar and outcome.status in (xmp.WRITTEN, xmp.REMOVED) and outcome.target != outcome.photo:
+        on_sidecar(outcome.photo, sidecars_before)
     if on_outcome:
         on_outcome(outcome)
 
 
 def tag_photos(photos: Iterable[PhotoLike], *, mode: str = xmp.SIDECAR, min_score: float = DEFAULT_MIN_SCORE,
                prefix: str = DEFAULT_PREFIX, dry_run: bool = False, on_outcome: OnOutcome | None = None,
-               exiftool: ExifTool | None = None, on_rewritten: OnRewritten | None = None) -> Summary:
+               exiftool: ExifTool | None = None, on_rewritten: OnRewritten | None = None,
+               on_sidecar: OnSidecar | None = None) -> Summary:
     """Bring each photo's tags in line with its faces (removing our old tags where none qualify now)."""
     summary = Summary()
     et = exiftool or ExifTool()
     try:
         for photo in photos:
             emotions = emotions_for_faces(photo.faces, min_score)
+            before = sidecar_signature(photo.path) if on_sidecar else None
             outcome = xmp.apply(et, Path(photo.path), photo.root, emotions, mode=mode, prefix=prefix,
                                 dry_run=dry_run)
-            _report(outcome, summary, on_outcome, on_rewritten)
+            _report(outcome, summary, on_outcome, on_rewritten, on_sidecar, before)
     finally:
         if exiftool is None:
             et.close()
@@ -81,7 +90,8 @@ def tag_photos(photos: Iterable[PhotoLike], *, mode: str = xmp.SIDECAR, min_scor
 
 def untag_photos(photos: Iterable[PhotoLike], *, modes: Sequence[str] = (xmp.SIDECAR, xmp.IN_FILE),
                  dry_run: bool = False, on_outcome: OnOutcome | None = None,
-                 exiftool: ExifTool | None = None, on_rewritten: OnRewritten | None = None) -> Summary:
+                 exiftool: ExifTool | None = None, on_rewritten: OnRewritten | None = None,
+                 on_sidecar: OnSidecar | None = None) -> Summary:
     """Remove exactly the values we recorded as ours, from the sidecar and/or the file itself."""
     summary = Summary()
     et = exiftool or ExifTool()
@@ -91,8 +101,9 @@ def untag_photos(photos: Iterable[PhotoLike], *, modes: Sequence[str] = (xmp.SID
             for mode in modes:
                 if mode == xmp.IN_FILE and xmp.mode_for(path, mode) != xmp.IN_FILE:
                     continue  # RAW & co. never got in-file tags
+                before = sidecar_signature(path) if on_sidecar else None
                 outcome = xmp.apply(et, path, photo.root, [], mode=mode, dry_run=dry_run)
-                _report(outcome, summary, on_outcome, on_rewritten)
+                _report(outcome, summary, on_outcome, on_rewritten, on_sidecar, before)
     finally:
         if exiftool is None:
             et.close()

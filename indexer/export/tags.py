@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from indexer.domain import CLASSES, DEFAULT_TAG_MIN_SCORE
+from indexer.media.tagstate import DEFAULT_PREFIX  # the one default: media.tagstate reads tags back with it
 
-DEFAULT_PREFIX = "Emotion"
 DEFAULT_MIN_SCORE = DEFAULT_TAG_MIN_SCORE  # the one default threshold, named where tags are made
 
 FORBIDDEN = (",", "|", "/", "\\")

@@ -3,7 +3,9 @@
 Merging rule: we only ever add or remove *our* values.  What we added is recorded in the same
 XMP (`moodindex:Written`, entries like "lr:hierarchicalSubject=Emotion|Happy"), so re-tagging
 after a model change removes exactly our old tags, `untag` removes exactly what we wrote, and a
-value the user already had (even "Emotion|Happy") is never claimed or removed.  Everything else
+value the user already had (even "Emotion|Happy") is never claimed or removed, and a value of ours
+the user took out (in digiKam or darktable) is never put back (media.tagstate reads that removal
+as a correction).  Everything else
 in the file — other keywords, darktable's history, unknown namespaces — is left to exiftool,
 which rewrites only the properties we name.
 """
@@ -156,7 +158,9 @@ def make_plan(current: dict[str, list[str]], record: set[str], desired: dict[str
         want = desired.get(tag, [])
         mine = ours_before.get(tag, set())
         remove[tag] = sorted(v for v in mine if v in cur and v not in want)
-        add[tag] = [v for v in want if v not in cur]
+        # ours but gone: the user removed it (digiKam, darktable); never put back, and its record
+        # stays while we would want it, so the next `index` reads the removal as a correction
+        add[tag] = [v for v in want if v not in cur and v not in mine]
         record_after |= {f"{RECORD_NAMES[tag]}={v}" for v in want if v in mine or v not in cur}
     return Plan(add=add, remove=remove,
                 record_add=sorted(record_after - record), record_remove=sorted(record - record_after))

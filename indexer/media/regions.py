@@ -28,9 +28,7 @@ from pathlib import Path
 
 from indexer.domain import clean_name
 from indexer.media.xmp import (
-    XMPError,
     XmpPacket,
-    embedded_xmp,
     field,
     first_in_xmp,
     items,
@@ -46,6 +44,7 @@ NS_MPREG = "http://ns.microsoft.com/photo/1.2/t/Region#"
 
 SOURCE_MWG = "mwg"
 SOURCE_MICROSOFT = "microsoft"
+SOURCE_DIGIKAM = "digikam"  # digiKam's database (`moodindex digikam sync`), not the metadata
 
 Box = tuple[float, float, float, float]  # left, top, width, height
 
@@ -172,19 +171,42 @@ def oriented(raw: Sequence[RawRegion], orientation: int | None,
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class DigikamFace:
+    """A confirmed, named face in digiKam's database: who, the rectangle in pixels (`tagRegion`),
+    and the size of the image digiKam drew it on (ImageInformation), when it has one."""
+
+    name: str
+    rect: tuple[int, int, int, int]
+    drawn_on: tuple[int, int] | None = None
+
+
+def pixel_region(name: str, rect: tuple[int, int, int, int], drawn_on: tuple[int, int] | None,
+                 orientation: int | None, displayed: tuple[int, int]) -> NamedRegion | None:
+    """A face rectangle in pixels, as digiKam keeps it (`tagRegion`), as a NamedRegion.
+
+    digiKam draws it on the image as it shows it, EXIF orientation applied (it turns its
+    rectangles with the image when the user rotates one), and records that image's size in
+    `ImageInformation` (`drawn_on`).  When that size is the displayed one turned a quarter (an
+    old scan that read the stored frame), the rectangle is in the stored frame and is turned
+    like the pixels; without a size, our own displayed size is taken."""
+    x, y, w, h = rect
+    dw, dh = displayed
+    if drawn_on is None or drawn_on[0] <= 0 or drawn_on[1] <= 0:
+        return NamedRegion(name, box, SOURCE_DIGIKAM) if (box := _plausible((x / dw, y / dh, w / dw, h / dh))) else None
+    aw, ah = drawn_on
+    box = (x / aw, y / ah, w / aw, h / ah)
+    if orientation in (5, 6, 7, 8) and aw != ah and dw != dh and (aw > ah) != (dw > dh):
+        box = displayed_box(box, orientation)
+    return NamedRegion(name, clipped, SOURCE_DIGIKAM) if (clipped := _plausible(box)) else None
+
+
 def named_regions(path: str | Path, data: bytes, orientation: int | None,
                   displayed: tuple[int, int] | None) -> tuple[tuple[NamedRegion, ...], tuple[str, ...]]:
     """The photo's named face regions (see the module docstring) and notes on metadata that could
     not be read.  `displayed` is the displayed photo's (width, height) when known.  Never raises."""
     found, _, notes = first_in_xmp(path, data, packet_regions, " for names")
     return oriented(found or [], orientation, displayed), tuple(notes)
-    try:
-        packet = embedded_xmp(data)
-        found = packet_regions(packet) if packet is not None else []
-    except XMPError as exc:
-        notes.append(f"XMP in the file not read for names: {exc}")
-        found = []
-    return oriented(found, orientation, displayed), tuple(notes)
 
 
 def iou(a: Box, b: Box) -> float:

@@ -219,6 +219,22 @@ def sidecar_candidates(photo: str | os.PathLike) -> list[Path]:
     return [p.with_name(n) for n in dict.fromkeys(names)]
 
 
+def photos_of_sidecar(sidecar: str | os.PathLike) -> list[str]:
+    """The photos a sidecar may belong to (the reverse of `sidecar_candidates`): `x.jpg` for
+    `x.jpg.xmp`, and every `x.*` beside `x.xmp`."""
+    p = Path(sidecar)
+    stem = p.name[:-4]
+    direct = p.with_name(stem)
+    if "." in stem and direct.is_file():
+        return [str(direct)]
+    try:
+        with os.scandir(p.parent) as it:
+            return [e.path for e in it if e.name.rsplit(".", 1)[0] == stem and e.name != p.name and "." in e.name
+                    and not e.name.lower().endswith(".xmp") and e.is_file()]
+    except OSError:
+        return []
+
+
 def first_in_xmp(path: str | os.PathLike, data: bytes, extract: Callable[[XmpPacket], T | None],
                  purpose: str = "") -> tuple[T | None, str | None, list[str]]:
     """`extract` applied to the photo's sidecars (in `sidecar_candidates` order), then to the XMP

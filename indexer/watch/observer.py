@@ -17,7 +17,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from indexer.walk import IGNORE_FILE, is_photo_name
+from indexer.walk import IGNORE_FILE, is_photo_name, is_sidecar_name
 
 # The events worth waking up for.  Leaving out IN_OPEN and IN_CLOSE_NOWRITE matters: the
 # indexer's own reads of a photo would otherwise wake the watcher for every photo it reads.
@@ -55,7 +55,7 @@ class EventHandler(FileSystemEventHandler):
         names = [os.path.basename(os.fsdecode(event.src_path))]
         if event.event_type == "moved":
             names.append(os.path.basename(os.fsdecode(event.dest_path)))
-        if any(is_photo_name(n) or n == IGNORE_FILE for n in names):
+        if any(is_photo_name(n) or n == IGNORE_FILE or is_sidecar_name(n) for n in names):
             self._post(event)
 
 

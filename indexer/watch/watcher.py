@@ -21,10 +21,11 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
+from indexer.media.xmp import photos_of_sidecar
 from indexer.paths import is_under
 from indexer.scan import Indexer, root_problem
 from indexer.summary import ScanSummary
-from indexer.walk import IGNORE_FILE, WalkProblems, excluded, may_be_indexed, walk_photos
+from indexer.walk import IGNORE_FILE, WalkProblems, excluded, is_sidecar_name, may_be_indexed, walk_photos
 from indexer.watch.observer import (
     EVENT_TYPES,
     WATCH_LIMIT_HINT,
@@ -238,6 +239,11 @@ class Watcher:
                 root = self.roots.root_of(p) if p else None
                 if root:
                     self._rescan_roots.add(root)
+            return
+        if not ev.is_directory and any(is_sidecar_name(os.path.basename(p)) for p in (src, dest) if p):
+            for photo in {ph for p in (src, dest) if p for ph in photos_of_sidecar(p)}:
+                if self._indexable_root(photo):
+                    self._touch(photo, t, complete=True)  # unchanged pixels: read on the metadata-only path
             return
         if ev.is_directory:
             if kind == "created":
