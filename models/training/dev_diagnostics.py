@@ -67,6 +67,7 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")  # one predict per checkpoint: retracing is expected
     images, y = dev_crops()
     x = normalise(images)
     a, n, s = (CLASSES.index(c) for c in ("angry", "neutral", "surprise"))

@@ -64,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--val", type=Path, default=SHARED / "fer2013" / "fer2013_val.npz")
     p.add_argument("--ferplus", type=Path, default=SHARED / "ferplus" / "ferplus_train.npz")
     p.add_argument("--ferplus-val", type=Path, default=SHARED / "ferplus" / "ferplus_val.npz")
-    p.add_argument("--ferplus-weight", type=float, default=0.7,
+    p.add_argument("--ferplus-weight", type=float, default=0.4,
                    help="target = w * FER+ vote distribution + (1 - w) * FER-2013 label (rows FER+ matched)")
     p.add_argument("--real", default=str(ROOT / "models" / "data" / "real_train.npz"),
                    help="real-photo faces from prepare_real_faces.py ('' = none)")
