@@ -46,14 +46,9 @@ def _cluster_analyzer(settings: Settings):  # noqa: ANN202 (Analyzer: keep the i
     if cache is None:
         cache = _LOCAL.analyzers = {}
     if settings not in cache:
-        import cv2
-
         from indexer.pipeline import Analyzer
 
         logging.getLogger("indexer").setLevel(logging.ERROR)
-        # as in init_worker: Dask runs one task per worker thread, and the workers already fill the
-        # cores; OpenCV's own thread pool on top (one per core, per worker) only made them contend
-        cv2.setNumThreads(1)
         cache[settings] = Analyzer.from_settings(settings)
     return cache[settings]
 

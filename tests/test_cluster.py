@@ -208,16 +208,3 @@ def test_bounded_in_flight_and_stopping_cancels_the_rest(cluster, photos: Path) 
         assert client.run_on_scheduler(ours) == []
     finally:
         executor.close()
-
-
-def test_workers_run_opencv_on_one_thread(cluster) -> None:  # noqa: ANN001
-    """As the local pool's workers do: each Dask worker runs one photo per thread and the workers fill
-    the cores already, so OpenCV's own thread pool on top would only make them contend."""
-    from indexer.config import load_settings
-    from indexer.worker import analyzer_identity
-
-    client = cluster["client"]
-    settings = load_settings(None).with_overrides(detector="haar")
-    client.run(analyzer_identity, settings)  # what every --cluster run asks first: builds the Analyzer
-    threads = client.run(lambda: __import__("cv2").getNumThreads())
-    assert set(threads.values()) == {1}, threads
