@@ -14,8 +14,9 @@ own faces are ranked: "happy photos of Anna" is scored by Anna's smile, not a by
 Speed.  An emotion query reads faces best-first along the (emotion, score) index, one stream
 per asked emotion merged in Python, and stops as soon as `limit` distinct photos are found,
 instead of grouping and sorting every sad face in the library; a query without emotions walks
-the (status, taken_at) index newest first with LIMIT.  Only then are the ORM rows and faces of
-the photos returned loaded.  See `benchmarks/query_bench.py` for figures and plans.
+the (status, taken_at DESC, path) index newest first with LIMIT.  Only then are the ORM rows and
+faces of the photos returned loaded.  See `benchmarks/query_bench.py` (100,000 photos) and
+`benchmarks/query_scale.py` (1,000,000, SQLite and PostgreSQL) for figures and plans.
 """
 
 from __future__ import annotations
