@@ -174,7 +174,10 @@ def test_both_ranking_paths_agree_on_a_larger_library(engine, monkeypatch: pytes
     without_faces = {q: results(q, load_faces=False) for q in queries}
     monkeypatch.setattr(query_engine, "FEW_PHOTOS", 0)
     streamed = {q: results(q) for q in queries}
-    assert few == streamed == without_faces
+    # a stream read in many small pages (rounded scores: ties fall on the page boundaries)
+    monkeypatch.setattr(query_engine, "STREAM_PAGE_MAX", 3)
+    paged = {q: results(q) for q in queries}
+    assert few == streamed == without_faces == paged
     assert all(len(v) > 0 for v in few.values())
     assert run(engine, "sad", load_faces=False)[0].face is None
 
@@ -188,3 +191,25 @@ def test_a_count_in_the_query_ranks_by_that_emotion_and_cuts(engine, mode) -> No
     assert len(run(engine, "top 5 happy", limit=2)) == 2        # the smaller of --limit and the count
     assert len(run(engine, "top 5 happy", limit=None)) == 5     # --limit 0 (all) still cut at the count
     assert paths(run(engine, "saddest")) == ["/lib/cry.jpg"]
+
+
+def test_newest_first_reads_its_index_without_sorting(engine) -> None:
+    """A query without emotion words (newest first, undated last, then path) is read off
+    ix_photos_status_newest in that order: on PostgreSQL, whose DESC puts NULL first, the
+    (status, taken_at) index cannot give `DESC NULLS LAST`, and a million photos were sorted."""
+    from indexer.query.engine import date_select
+
+    with session_scope(engine) as s:
+        for i in range(50):
+            add_photo(s, f"/lib/{i:02d}.jpg", None if i % 9 == 0 else datetime(2020, 1, 1 + i % 28), [("happy", 0.9)])
+    stmt = date_select(parse("", TODAY))
+    with engine.connect() as conn:
+        sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+        if conn.dialect.name == "postgresql":  # a 50-row table is read whole otherwise
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            conn.exec_driver_sql("SET enable_bitmapscan = off")
+            plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql)]
+        else:
+            plan = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+    assert any("ix_photos_status_newest" in line for line in plan), plan
+    assert not any("Sort" in line or "TEMP B-TREE" in line for line in plan), plan

@@ -69,6 +69,7 @@ def main(ctx: click.Context, db: str | None, config: Path | None, verbose: int, 
 def _register() -> None:
     from indexer.cli import (
         correct_cmds,
+        db_cmds,
         index_cmds,
         model_cmds,
         people_cmds,
@@ -79,8 +80,8 @@ def _register() -> None:
         watch_cmds,
     )
 
-    for module in (correct_cmds, index_cmds, model_cmds, people_cmds, plugin_cmds, query_cmds, roots_cmds, tag_cmds,
-                   watch_cmds):
+    for module in (correct_cmds, db_cmds, index_cmds, model_cmds, people_cmds, plugin_cmds, query_cmds, roots_cmds,
+                   tag_cmds, watch_cmds):
         module.register(main)
 
 

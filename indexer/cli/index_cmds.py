@@ -1,4 +1,4 @@
-"""index, classify, show, list, status, errors, db upgrade."""
+"""index, classify, show, list, status, errors."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ def register(group: click.Group) -> None:
     group.add_command(list_cmd)
     group.add_command(status_cmd)
     group.add_command(errors_cmd)
-    group.add_command(db_group)
 
 
 @click.command("index")
@@ -400,18 +399,3 @@ def errors_cmd(app: AppContext, fmt: str) -> None:
                 click.echo(f"{it['path']}: warning: {message}")
     if not items:
         click.echo("no errors or warnings", err=True)
-
-
-@click.group("db")
-def db_group() -> None:
-    """The index database."""
-
-
-@db_group.command("upgrade")
-@click.pass_obj
-def db_upgrade(app: AppContext) -> None:
-    """Apply schema migrations (also done automatically on every open)."""
-    from indexer.db.location import display
-
-    _ = app.engine
-    click.echo(f"{display(app.settings.db)}: schema up to date")

@@ -80,6 +80,11 @@ class Photo(Base):
     __table_args__ = (Index("ix_photos_status_taken", "status", "taken_at"),)
 
 
+# newest first, undated last, then by path: the order of a query without emotion words (migration
+# 0006 adds NULLS LAST on PostgreSQL, where it is not what DESC means)
+Index("ix_photos_status_newest", Photo.status, Photo.taken_at.desc(), Photo.path)
+
+
 class Face(Base):
     __tablename__ = "faces"
 

@@ -14,8 +14,9 @@ own faces are ranked: "happy photos of Anna" is scored by Anna's smile, not a by
 Speed.  An emotion query reads faces best-first along the (emotion, score) index, one stream
 per asked emotion merged in Python, and stops as soon as `limit` distinct photos are found,
 instead of grouping and sorting every sad face in the library; a query without emotions walks
-the (status, taken_at) index newest first with LIMIT.  Only then are the ORM rows and faces of
-the photos returned loaded.  See `benchmarks/query_bench.py` for figures and plans.
+the (status, taken_at DESC, path) index newest first with LIMIT.  Only then are the ORM rows and
+faces of the photos returned loaded.  See `benchmarks/query_bench.py` (100,000 photos) and
+`benchmarks/query_scale.py` (1,000,000, SQLite and PostgreSQL) for figures and plans.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, Select, case, exists, func, null, select
+from sqlalchemy import ColumnElement, Row, Select, case, exists, func, null, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from indexer.db.models import Face, Person, Photo, PhotoPerson
@@ -35,7 +36,7 @@ from indexer.query.parse import Query
 
 LOAD_CHUNK = 500  # photo ids per IN (...) when loading rows: far below SQLite's variable limit
 FEW_PHOTOS = 2000  # below this many candidate photos, rank their faces directly instead of streaming
-STREAM_BATCH = 256  # rows fetched at a time from a best-first face stream
+STREAM_PAGE_MAX = 4096  # rows in the largest page of a best-first face stream (the first has ~limit)
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,12 @@ def photo_conditions(query: Query, exif_only: bool = False) -> list[ColumnElemen
 
 
 def emotion_select(emotion: str, query: Query, min_score: float | None = None, exif_only: bool = False) -> Select:
-    """Faces whose top class is `emotion` on matching photos, best first: (photo id, score, taken_at, path).
+    """Faces whose top class is `emotion` on matching photos, best first: (photo id, score, taken_at, path,
+    face id).
 
-    Ordered by the (emotion, score) index alone, so SQLite walks it backwards and `search` can
-    stop reading as soon as it has enough distinct photos."""
+    Ordered by the (emotion, score) index (ties by face id: SQLite's index ends with it, PostgreSQL
+    sorts only the ties), so the database walks it backwards and `search` can stop reading as
+    soon as it has enough distinct photos."""
     threshold = _threshold(query, min_score)
     conds = [Face.emotion == emotion, *photo_conditions(query, exif_only)]
     if (named := _named_faces(query)) is not None:
@@ -78,10 +81,10 @@ def emotion_select(emotion: str, query: Query, min_score: float | None = None, e
     if threshold is not None:
         conds.append(Face.score >= threshold)
     return (
-        select(Face.photo_id, Face.score, Photo.taken_at, Photo.path)
+        select(Face.photo_id, Face.score, Photo.taken_at, Photo.path, Face.id.label("face_id"))
         .join(Photo, Photo.id == Face.photo_id)
         .where(*conds)
-        .order_by(Face.score.desc())
+        .order_by(Face.score.desc(), Face.id.desc())
     )
 
 
@@ -101,10 +104,27 @@ def date_select(query: Query, limit: int | None = 20, min_score: float | None = 
     return stmt
 
 
-def _stream(session: Session, stmt: Select) -> Iterator[Row]:
-    # Core execution: the ORM would buffer the whole result before the first row
-    for part in session.connection().execute(stmt).partitions(STREAM_BATCH):
-        yield from part
+def _best_first(session: Session, stmt: Select, first: int) -> Iterator[Row]:
+    """The rows of a best-first face select (`emotion_select`), read in pages of `first` rows, then
+    8x more each time: each page is the same query with a LIMIT, continuing after the last row
+    (score, face id) of the one before.  A LIMIT is what makes every database plan it as a walk
+    down the (emotion, score) index that stops early (PostgreSQL, asked for the whole result,
+    joined and sorted every face of that emotion first: seconds at a million photos), and a
+    small first page is what keeps a selective filter ("in March 2019") from walking tens of
+    thousands of faces to fill a page nobody reads."""
+    size, after = first, None
+    while True:
+        page = stmt
+        if after is not None:
+            score, face_id = after
+            page = stmt.where(Face.score <= score, or_(Face.score < score, Face.id < face_id))
+        # Core execution: the ORM would build objects for rows that are never looked at
+        rows = session.connection().execute(page.limit(size)).all()
+        yield from rows
+        if len(rows) < size:
+            return
+        after = (rows[-1].score, rows[-1].face_id)
+        size = min(size * 8, STREAM_PAGE_MAX)
 
 
 def _ranked_by_emotion(session: Session, query: Query, limit: int | None, min_score: float | None,
@@ -154,7 +174,9 @@ def _rank_streamed(session: Session, query: Query, limit: int | None, min_score:
     """Merge one best-first stream per emotion; keep each photo's first (= highest) face; stop once
     `limit` photos are in hand and the next score is lower (rows tied with the last are kept so
     that ties are ordered by date without sorting every face)."""
-    streams = [_stream(session, emotion_select(e, query, min_score, exif_only)) for e in query.emotions]
+    first = limit + limit // 2 + 4 if limit else STREAM_PAGE_MAX  # a photo has several faces: a margin
+    streams = [_best_first(session, emotion_select(e, query, min_score, exif_only), first)
+               for e in query.emotions]
     rows = heapq.merge(*streams, key=lambda r: -r.score) if len(streams) > 1 else streams[0]
     best: dict[int, tuple[float, datetime | None, str]] = {}
     cutoff: float | None = None
