@@ -44,7 +44,7 @@ def yunet_onnx(shared_dir: Path) -> Path:
 
 # Test modules whose index tests run on SQLite and on PostgreSQL (through the `db_location`,
 # `engine` and `run_cli` fixtures); every other module runs on SQLite only.
-BOTH_BACKENDS = {"test_db", "test_index", "test_query_cli", "test_query_engine", "test_query_filters",
+BOTH_BACKENDS = {"test_db", "test_index", "test_names", "test_query_cli", "test_query_engine", "test_query_filters",
                  "test_tag_cli", "test_watch", "test_postgres"}
 PG_URL_ENV = "MOODINDEX_TEST_PG_URL"
 # CI sets this: a missing server is then a failure, not a skip

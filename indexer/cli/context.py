@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.config import ConfigError, Settings, load_settings, parse_db
+from indexer.paths import path_bytes
 
 if TYPE_CHECKING:  # SQLAlchemy is imported when the index is opened: `--help` and workers start faster
     from sqlalchemy import Engine
@@ -53,6 +55,16 @@ class AppContext:
             except DatabaseError as exc:
                 raise MoodindexError(str(exc)) from exc
         return self._engine
+
+
+def echo_paths(paths: Iterable[str], nul: bool = False) -> None:
+    """`--format paths` (one a line) or NUL-separated: each name's exact bytes, so that a name
+    that is not UTF-8 reaches xargs and the plugins as the file system spells it."""
+    import click
+
+    end = b"\0" if nul else b"\n"
+    for path in paths:
+        click.echo(path_bytes(path) + end, nl=False)
 
 
 def emit_json(data: object) -> None:

@@ -225,18 +225,20 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
 
 
 @click.command("list")
-@click.option("--format", "fmt", type=click.Choice(["paths", "json"]), default="paths")
+@click.option("--format", "fmt", type=click.Choice(["paths", "paths0", "json"]), default="paths", show_default=True,
+              help="paths: one a line; paths0: each ended by NUL (xargs -0), for names that hold a newline; "
+                   "both give each name's exact bytes.  json: records (see the README for names that are not UTF-8).")
 @click.pass_obj
 def list_cmd(app: AppContext, fmt: str) -> None:
     """Every indexed photo."""
     from sqlalchemy.orm import Session
 
+    from indexer.cli.context import echo_paths
     from indexer.db.read import iter_photos, photo_dict
 
     with Session(app.engine) as s:
-        if fmt == "paths":
-            for p in iter_photos(s):
-                click.echo(p.path)
+        if fmt in ("paths", "paths0"):
+            echo_paths((p.path for p in iter_photos(s)), nul=fmt == "paths0")
         else:
             emit_json([photo_dict(p, with_faces=False) for p in iter_photos(s)])
 
@@ -339,12 +341,13 @@ def errors_cmd(app: AppContext, fmt: str) -> None:
 
     from indexer.db.read import error_rows
     from indexer.db.runs import last_run
+    from indexer.paths import path_json
 
     with Session(app.engine) as s:
-        items = [{"path": p.path, "error": p.error or p.status, "status": p.status} for p in error_rows(s)]
+        items = [{**path_json(p.path), "error": p.error or p.status, "status": p.status} for p in error_rows(s)]
         run = last_run(s)
     for path, reason in (run or {}).get("summary", {}).get("problems", []):
-        items.append({"path": path, "error": reason, "status": "folder"})
+        items.append({**path_json(path), "error": reason, "status": "folder"})
     if fmt == "json":
         emit_json(items)
         return

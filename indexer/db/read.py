@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from indexer.db.models import Face, Photo
 from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
+from indexer.paths import path_json
 
 
 def face_dict(face: Face) -> dict[str, Any]:
@@ -22,7 +23,7 @@ def face_dict(face: Face) -> dict[str, Any]:
 
 def photo_dict(photo: Photo, with_faces: bool = True) -> dict[str, Any]:
     d: dict[str, Any] = {
-        "path": photo.path, "root": photo.root, "status": photo.status, "error": photo.error,
+        **path_json(photo.path), **path_json(photo.root, "root"), "status": photo.status, "error": photo.error,
         "taken_at": photo.taken_at.isoformat() if photo.taken_at else None,
         "date_source": photo.date_source, "date_estimated": photo.date_source != "exif",
         "utc_offset_min": photo.utc_offset_min, "camera": photo.camera,
