@@ -72,7 +72,8 @@ class LocalExecutor:
 
     def _new_pool(self, workers: int) -> cf.ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
-        return cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(self.settings,))
+        return cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
+                                      initargs=(self.settings, os.getpid()))
 
     def _pooled(self, paths: Sequence[str], known: Mapping[str, KnownPhoto], workers: int) -> Iterator[PhotoResult]:
         pending: dict[cf.Future, str] = {}

@@ -12,13 +12,16 @@ import signal
 import threading
 
 from indexer.config import Settings
+from indexer.lifeline import die_with_parent
 from indexer.media.fingerprint import KnownPhoto
 
 _ANALYZER = None
 
 
-def init_worker(settings: Settings) -> None:
+def init_worker(settings: Settings, parent_pid: int | None = None) -> None:
     global _ANALYZER
+    if parent_pid is not None:  # first: a kill -9 of moodindex must not leave us behind (lifeline.py)
+        die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     # Load-time warnings (a detector falling back to OpenCV, LiteRT's stderr) were already said once
     # by the parent, which loads the same Analyzer before starting us; per-photo problems come
