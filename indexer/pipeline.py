@@ -85,6 +85,9 @@ class PhotoResult:
     warnings: tuple[str, ...] = ()
     # named face regions from the sidecar or the file's XMP (media.regions), in the displayed frame
     regions: tuple[NamedRegion, ...] = ()
+    # the process analysing it died (set by the executor, never by the pipeline itself): the scan
+    # records STATUS_RETRY the first time, STATUS_ERROR when it happens again on the retry
+    crashed: bool = False
 
 
 class Analyzer:

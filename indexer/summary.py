@@ -35,6 +35,7 @@ class ScanSummary:
     metadata_only: int = 0  # of `changed`: only the metadata was edited, no model ran
     upgraded: int = 0  # of `changed`: unchanged files re-analysed by a newer detector or model
     faces: int = 0
+    retry_next: int = 0  # of `failed`: a worker died on these; the next run tries each once more
     seconds: float = 0.0
     unreachable_roots: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
@@ -75,6 +76,8 @@ class ScanSummary:
         edited = f" ({'; '.join(notes)})" if notes else ""
         head = changes_text(self.counts(), ("new", "changed"))
         rest = changes_text(self.counts(), ("unchanged", "moved", "deleted", "failed", "skipped"))
+        if self.retry_next:
+            rest += f" ({self.retry_next} to retry in the next run)"
         return (f"{head}{edited}, {rest}; {self.faces} faces; "
                 f"{self.photos_per_second:.1f} photos/s in {self.seconds:.1f} s")
 

@@ -8,6 +8,7 @@ run's overhead.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 
@@ -35,7 +36,15 @@ def init_worker(settings: Settings, parent_pid: int | None = None) -> None:
     _ANALYZER = Analyzer.from_settings(settings)
 
 
+# Tests only: a worker given a file of this name SIGKILLs itself, as the OOM killer would.  A real
+# process death, so the tests exercise the parent's real handling of it (executor, scan).
+KILL_ON_ENV = "MOODINDEX_TEST_KILL_WORKER_ON"
+
+
 def analyze_in_worker(path: str, known: KnownPhoto | None):  # noqa: ANN201 (PhotoResult: keep the import lazy)
+    doomed = os.environ.get(KILL_ON_ENV)
+    if doomed and os.path.basename(path) == doomed:
+        os.kill(os.getpid(), signal.SIGKILL)
     return _ANALYZER.analyze(path, known=known)
 
 

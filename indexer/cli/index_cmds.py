@@ -336,23 +336,26 @@ def _model_info(app: AppContext) -> dict:
 @text_json_option()
 @click.pass_obj
 def errors_cmd(app: AppContext, fmt: str) -> None:
-    """Photos that could not be analysed, and folders that could not be read, with the reason."""
+    """Photos that could not be analysed, and folders that could not be read, with the reason.
+    A photo on which a worker process died is retried once by the next `index` ("retry": true)."""
     from sqlalchemy.orm import Session
 
     from indexer.db.read import error_rows
     from indexer.db.runs import last_run
+    from indexer.domain import STATUS_RETRY
     from indexer.paths import path_json
 
     with Session(app.engine) as s:
-        items = [{**path_json(p.path), "error": p.error or p.status, "status": p.status} for p in error_rows(s)]
+        items = [{**path_json(p.path), "error": p.error or p.status, "status": p.status,
+                  "retry": p.status == STATUS_RETRY} for p in error_rows(s)]
         run = last_run(s)
     for path, reason in (run or {}).get("summary", {}).get("problems", []):
-        items.append({**path_json(path), "error": reason, "status": "folder"})
+        items.append({**path_json(path), "error": reason, "status": "folder", "retry": False})
     if fmt == "json":
         emit_json(items)
         return
     for it in items:
-        click.echo(f"{it['path']}: {it['error']}")
+        click.echo(f"{it['path']}: {'[will be retried] ' if it['retry'] else ''}{it['error']}")
     if not items:
         click.echo("no errors", err=True)
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from indexer.db.models import Face, Photo
-from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
+from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_RETRY, STATUS_SKIPPED
 from indexer.paths import path_json
 
 
@@ -49,5 +49,5 @@ def iter_photos(s: Session) -> Iterator[Photo]:
 
 
 def error_rows(s: Session) -> list[Photo]:
-    return list(s.scalars(select(Photo).where(Photo.status.in_((STATUS_ERROR, STATUS_SKIPPED)))
+    return list(s.scalars(select(Photo).where(Photo.status.in_((STATUS_ERROR, STATUS_RETRY, STATUS_SKIPPED)))
                           .order_by(Photo.path)))
