@@ -155,3 +155,19 @@ def test_paths_stored_before_escaping_are_migrated_both_ways(db_location):
     migrate("0003", command.downgrade)
     assert stored() == [("/p\\q/a\\xff.jpg", "/p\\q"), ("/p\\q/plain.jpg", "/p\\q"), ("/r/plain.jpg", "/r")]
     engine.dispose()
+
+
+def test_json_from_any_command_stays_valid_utf8(run_cli, latin1_library):
+    """`classify` and the emit_json safety net: a name quoted anywhere is escaped inside the JSON
+    text (never raw bytes, never an invalid escape such as a bare \\x), with its bytes alongside."""
+    latin1, broken = latin1_library["latin1"], latin1_library["broken"]
+    res = run_cli("classify", "--format", "json", latin1, broken)
+    records = json.loads(res.stdout_bytes.decode("utf-8"))  # strict: raises on a raw byte
+    assert [r["path"] for r in records] == [escape_path(str(latin1)), escape_path(str(broken))]
+    assert base64.b64decode(records[0]["path_bytes_base64"]) == os.fsencode(latin1)
+    assert records[0]["faces"] and records[1]["error"]
+    assert run_cli("index", latin1_library["root"], "-j", "1").exit_code == 0
+    status = json.loads(run_cli("status", "--format", "json").stdout_bytes.decode("utf-8"))
+    assert status["last_run"]["roots"] == [escape_path(str(latin1_library["root"]))]  # the safety net
+    missing = run_cli("index", latin1_library["root"] / name(b"gone_\xfe"))
+    assert missing.exit_code == 2 and "gone_\\xfe: no such file or folder" in missing.output

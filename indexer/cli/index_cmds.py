@@ -116,7 +116,9 @@ def _refuse_unknown_missing(app: AppContext, paths: tuple[Path, ...]) -> None:
                      and row.status != STATUS_DELETED or has_live_photos_under(app.engine, normalise_path(p))}
     unknown = [p for p in missing if p not in known]
     if unknown:
-        raise MoodindexError("; ".join(f"{click.format_filename(p)}: no such file or folder" for p in unknown), 2)
+        from indexer.paths import display_path
+
+        raise MoodindexError("; ".join(f"{display_path(p)}: no such file or folder" for p in unknown), 2)
 
 
 def _cluster_executor(settings, stop):  # noqa: ANN001, ANN202 - a DaskExecutor, or None: the local pool
@@ -157,6 +159,7 @@ def _progress_bar(app: AppContext) -> _Bar | None:
 def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None, fmt: str) -> None:
     """Detect faces and emotions in FILES without touching the index.  Exit status 1 when any
     file could not be analysed (each says why), 2 when one does not exist."""
+    from indexer.paths import path_json
     from indexer.pipeline import Analyzer
     from indexer.vision.emotion import ModelError
     from indexer.vision.faces import DetectorError
@@ -172,7 +175,7 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
         error = None if res is None else res.error
         if res is None:
             error = "not a file" if f.exists() else "no such file"
-        out.append({"path": str(f), "faces": [x.as_dict() for x in res.faces] if res else [], "error": error})
+        out.append({**path_json(str(f)), "faces": [x.as_dict() for x in res.faces] if res else [], "error": error})
     if fmt == "json":
         emit_json(out)
     else:
