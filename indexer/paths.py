@@ -53,7 +53,7 @@ def is_under(path: str, folder: str, *, strict: bool = False) -> bool:
 
 def escape_path(path: str) -> str:
     """The stored and shown text of `path` (see above); plain names come back unchanged."""
-    if "\\" not in path and not _has_surrogate(path):
+    if "\\" not in path and (path.isascii() or not _has_surrogate(path)):
         return path
     out = []
     for ch in path:
