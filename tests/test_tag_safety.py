@@ -89,6 +89,16 @@ def test_bqm_script_refuses_an_empty_output_and_a_symlink(face_photo: Path, tmp_
     assert precious.read_bytes() == b"keep"
 
 
+def test_tag_file_and_the_bqm_script_never_open_a_fifo(tmp_path: Path) -> None:
+    """Both hung for ever on `mkfifo in.jpg` (finding 2): now one clear line, at once, and no copy."""
+    work = tmp_path / "work"
+    work.mkdir()
+    os.mkfifo(tmp_path / "in.jpg")
+    done = _bqm(str(tmp_path / "in.jpg"), str(work / "out.jpg"), work)  # subprocess.run's timeout: 120 s
+    assert done.returncode == 1 and "FIFO" in done.stderr and "never opened" in done.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["moodindex"]
+
+
 def test_bqm_script_tags_names_that_are_not_utf8(face_photo: Path, tmp_path: Path) -> None:
     """digiKam hands the script the file system's bytes: an INPUT and an OUTPUT in Latin-1 are
     analysed, copied and tagged at exactly those names (exiftool reads the tags back there)."""
