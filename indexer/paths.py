@@ -1,4 +1,5 @@
-"""The one rule for "is this path under that folder", and the one way paths are normalised.
+"""The one rule for "is this path under that folder", the one way paths are normalised, and the
+one text form of a name that is not UTF-8 (stored, shown and put in JSON; see escape_path).
 
 Paths are compared as strings, by whole components: /a/bc is not under /a/b.  Every layer that
 asks (the scan, the watcher, the export safety checks, the SQL range over `photos.path`) uses
