@@ -17,6 +17,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,7 +54,10 @@ class DaskExecutor:
         self._client = None
 
     # -- the Executor interface -------------------------------------------------------------------
-    def results(self, paths: Sequence[str], known: Mapping[str, KnownPhoto]) -> Iterator[PhotoResult]:
+    def results(self, paths: Sequence[str], known: Mapping[str, KnownPhoto],
+                isolate: AbstractSet[str] = frozenset()) -> Iterator[PhotoResult]:
+        """(`isolate` needs nothing more here: Dask already retries a task whose worker died on a
+        fresh worker, and reports KilledWorker when that one dies too.)"""
         client = self._connect()
         self._check_workers(client)
         from distributed import as_completed
@@ -152,4 +156,4 @@ class DaskExecutor:
                 size, mtime = st.st_size, st.st_mtime_ns
             except OSError:
                 size, mtime = 0, 0
-            return PhotoResult(path, size, mtime, STATUS_ERROR, reason)
+            return PhotoResult(path, size, mtime, STATUS_ERROR, reason, crashed=isinstance(exc, KilledWorker))

@@ -15,6 +15,8 @@ STATUS_OK = "ok"            # decoded and analysed (possibly zero faces)
 STATUS_ERROR = "error"      # could not be analysed; `error` says why
 STATUS_SKIPPED = "skipped"  # a known format whose optional extra is missing; `error` names it
 STATUS_DELETED = "deleted"  # gone from a reachable root (kept briefly so moves can find it)
+STATUS_RETRY = "retry"      # a worker process died on it (OOM killer, a crash): the next run tries it
+                            # once more on a fresh worker; a second death makes it an error for good
 
 # photo.date_source values (media/dates.py says where each comes from).  Only the file's time is an
 # estimate: a date from EXIF, an XMP sidecar or the file's own XMP is the photo's date.

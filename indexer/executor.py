@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Protocol
 
 from indexer.config import Settings
@@ -32,9 +33,12 @@ QUEUED_PER_WORKER = 4  # tasks submitted ahead per worker, so none idles between
 
 
 class Executor(Protocol):
-    def results(self, paths: Sequence[str], known: Mapping[str, KnownPhoto]) -> Iterator[PhotoResult]:
+    def results(self, paths: Sequence[str], known: Mapping[str, KnownPhoto],
+                isolate: AbstractSet[str] = frozenset()) -> Iterator[PhotoResult]:
         """Analyse `paths`, yielding one result per path as each finishes; stop early once the
-        executor's stop event is set.  Raises ModelError/DetectorError when the models cannot load."""
+        executor's stop event is set.  Paths in `isolate` (a worker died on them before) each run
+        alone in a fresh process, where that can be arranged.  A result whose analysing process
+        died has `crashed` set.  Raises ModelError/DetectorError when the models cannot load."""
         ...
 
     def close(self) -> None:
@@ -51,12 +55,20 @@ class LocalExecutor:
         self._analyzer = None
         self._pool: cf.ProcessPoolExecutor | None = None
 
-    def results(self, paths: Sequence[str], known: Mapping[str, KnownPhoto]) -> Iterator[PhotoResult]:
-        workers = max(1, min(self.settings.workers, len(paths)))
+    def results(self, paths: Sequence[str], known: Mapping[str, KnownPhoto],
+                isolate: AbstractSet[str] = frozenset()) -> Iterator[PhotoResult]:
         if self._analyzer is None:  # also checks, here and clearly, that the model and detector load
             from indexer.pipeline import Analyzer
 
             self._analyzer = Analyzer.from_settings(self.settings)
+        for p in [p for p in paths if p in isolate]:  # never in this process: it may kill it
+            if self.stop.is_set():
+                return
+            yield self._alone(p, known)
+        paths = [p for p in paths if p not in isolate]
+        if not paths:
+            return
+        workers = max(1, min(self.settings.workers, len(paths)))
         if workers == 1 or len(paths) < IN_PROCESS_BELOW:
             for p in paths:
                 if self.stop.is_set():
@@ -72,7 +84,8 @@ class LocalExecutor:
 
     def _new_pool(self, workers: int) -> cf.ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
-        return cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(self.settings,))
+        return cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
+                                      initargs=(self.settings, os.getpid()))
 
     def _pooled(self, paths: Sequence[str], known: Mapping[str, KnownPhoto], workers: int) -> Iterator[PhotoResult]:
         pending: dict[cf.Future, str] = {}
@@ -106,22 +119,26 @@ class LocalExecutor:
 
         Every file in flight is retried once, one at a time in a fresh pool, so only the
         file that really kills a worker is recorded as the culprit."""
-        from indexer.pipeline import PhotoResult
-
         suspects = [path, *pending.values()]
         pending.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = None
         for p in suspects:
-            with self._new_pool(1) as solo:
-                try:
-                    yield solo.submit(analyze_in_worker, p, known.get(p)).result()
-                except cf.process.BrokenProcessPool:
-                    log.error("%s: the analysing process crashed on this file", p)
-                    try:
-                        st = os.stat(p)
-                        size, mtime = st.st_size, st.st_mtime_ns
-                    except OSError:
-                        size, mtime = 0, 0
-                    yield PhotoResult(p, size, mtime, STATUS_ERROR,
-                                      "the decoder or detector crashed on this file (worker process died)")
+            yield self._alone(p, known)
+
+    def _alone(self, path: str, known: Mapping[str, KnownPhoto]) -> PhotoResult:
+        """`path` analysed in a fresh worker of its own; `crashed` when that worker dies too."""
+        from indexer.pipeline import PhotoResult
+
+        with self._new_pool(1) as solo:
+            try:
+                return solo.submit(analyze_in_worker, path, known.get(path)).result()
+            except cf.process.BrokenProcessPool:
+                log.error("%s: the analysing process died on this file", path)
+        try:
+            st = os.stat(path)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = 0, 0
+        return PhotoResult(path, size, mtime, STATUS_ERROR,
+                           "the decoder or detector crashed on this file (worker process died)", crashed=True)

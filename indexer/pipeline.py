@@ -88,6 +88,9 @@ class PhotoResult:
     regions: tuple[NamedRegion, ...] = ()
     # emotion tags the user added or removed in a photo manager (media.tagstate): corrections
     tags: TagVerdicts = TagVerdicts()
+    # the process analysing it died (set by the executor, never by the pipeline itself): the scan
+    # records STATUS_RETRY the first time, STATUS_ERROR when it happens again on the retry
+    crashed: bool = False
 
 
 class Analyzer:

@@ -28,6 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from indexer.config import Settings
 from indexer.db import photos as repo
 from indexer.db.runs import record_run
 from indexer.db.session import in_transaction
-from indexer.domain import STATUS_DELETED, STATUS_OK, STATUS_SKIPPED
+from indexer.domain import STATUS_DELETED, STATUS_ERROR, STATUS_OK, STATUS_RETRY, STATUS_SKIPPED
 from indexer.executor import Executor, LocalExecutor
 from indexer.media.fingerprint import KnownPhoto, fingerprint_file
 from indexer.media.tagstate import sidecar_signatures
@@ -70,6 +71,20 @@ def root_state(root: str, has_rows: bool) -> str | None:
 def root_problem(engine: Engine, root: str) -> str | None:
     """`root_state` of a normalised root folder, asking the index whether it has photos there."""
     return root_state(root, repo.has_live_photos_under(engine, root))
+
+
+CRASH_RETRY_NOTE = "the next `moodindex index` retries it once, alone in a fresh worker"
+CRASH_FINAL_NOTE = ("it died again when retried alone in a fresh worker; not retried until the file changes "
+                    "(or `moodindex index --force`)")
+
+
+def after_crash(result, retried: bool):  # noqa: ANN001, ANN201 (pipeline.PhotoResult, kept lazy)
+    """A worker died on this photo: a transient death (the OOM killer, a kill) must not mark a good
+    photo failed for good, so the first time it is STATUS_RETRY; a second death, on the retry
+    alone in a fresh worker, is the file's fault: STATUS_ERROR."""
+    if retried:
+        return replace(result, status=STATUS_ERROR, error=f"{result.error}; {CRASH_FINAL_NOTE}")
+    return replace(result, status=STATUS_RETRY, error=f"{result.error}; {CRASH_RETRY_NOTE}")
 
 
 class Indexer:
@@ -154,12 +169,16 @@ class Indexer:
         new_paths: list[str] = []
         edited: dict[str, KnownPhoto] = {}  # changed files whose pixels may be the same
         upgrades: list[tuple[str, str, datetime | None]] = []  # unchanged, but analysed by an older model
+        retrying: set[str] = set()  # a worker died on these last time: once more, alone in a fresh worker
         for path, (st, root) in found.items():
             row = known.get(path)
             if row is None or row.status == STATUS_DELETED:
                 new_paths.append(path)
-            elif self.force or row.status == STATUS_SKIPPED or (row.size, row.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            elif self.force or row.status in (STATUS_SKIPPED, STATUS_RETRY) \
+                    or (row.size, row.mtime_ns) != (st.st_size, st.st_mtime_ns):
                 to_process.append((path, root))
+                if row.status == STATUS_RETRY:
+                    retrying.add(path)
                 if not self.force and row.status == STATUS_OK and row.content_hash:
                     edited[path] = KnownPhoto(row.content_hash, row.orientation, row.width, row.height)
             elif row.status == STATUS_OK and row.content_hash and row.sidecars != sidecars[path]:
@@ -185,7 +204,7 @@ class Indexer:
         to_process.extend(unmatched)
         if to_process:
             self._process(to_process, {p for p, r in known.items() if r.status != STATUS_DELETED}, edited,
-                          summary, on_progress, upgrading, sidecars)
+                          summary, on_progress, upgrading, sidecars, retrying)
 
     def _is_stale(self, row) -> bool:  # noqa: ANN001 (a KNOWN_COLUMNS row)
         """An ok row analysed by an older detector or model than the installed one."""
@@ -235,13 +254,17 @@ class Indexer:
     # -- storing what the executor returns -------------------------------------------------
     def _process(self, items: list[tuple[str, str]], existing: set[str], known: dict, summary: ScanSummary,
                  on_progress: ProgressFn | None, upgrading: set[str] = frozenset(),
-                 sidecars: dict[str, str | None] | None = None) -> None:
+                 sidecars: dict[str, str | None] | None = None,
+                 retrying: set[str] = frozenset()) -> None:
         roots = dict(items)
         batch: list = []
         last_flush = time.monotonic()
         done = 0
         try:
-            for result in self.executor.results([p for p, _ in items], known):
+            for result in self.executor.results([p for p, _ in items], known, isolate=retrying):
+                if result.crashed:
+                    result = after_crash(result, retried=result.path in retrying)
+                    summary.retry_next += result.status == STATUS_RETRY
                 batch.append(result)
                 done += 1
                 if result.status == STATUS_OK:

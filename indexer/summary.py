@@ -37,6 +37,7 @@ class ScanSummary:
     upgraded: int = 0  # of `changed`: unchanged files re-analysed by a newer detector or model
     faces: int = 0
     warned: int = 0  # photos indexed (ok) with warnings (a library complained): `errors` lists them
+    retry_next: int = 0  # of `failed`: a worker died on these; the next run tries each once more
     seconds: float = 0.0
     unreachable_roots: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
@@ -78,6 +79,8 @@ class ScanSummary:
         head = changes_text(self.counts(), ("new", "changed"))
         rest = changes_text(self.counts(), ("unchanged", "moved", "deleted", "failed", "skipped"))
         warned = f"; {self.warned} with warnings" if self.warned else ""
+        if self.retry_next:
+            rest += f" ({self.retry_next} to retry in the next run)"
         return (f"{head}{edited}, {rest}{warned}; {self.faces} faces; "
                 f"{self.photos_per_second:.1f} photos/s in {self.seconds:.1f} s")
 

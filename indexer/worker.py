@@ -8,17 +8,21 @@ run's overhead.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 
 from indexer.config import Settings
+from indexer.lifeline import die_with_parent
 from indexer.media.fingerprint import KnownPhoto
 
 _ANALYZER = None
 
 
-def init_worker(settings: Settings) -> None:
+def init_worker(settings: Settings, parent_pid: int | None = None) -> None:
     global _ANALYZER
+    if parent_pid is not None:  # first: a kill -9 of moodindex must not leave us behind (lifeline.py)
+        die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     # Load-time warnings (a detector falling back to OpenCV, LiteRT's stderr) were already said once
     # by the parent, which loads the same Analyzer before starting us; per-photo problems come
@@ -32,7 +36,15 @@ def init_worker(settings: Settings) -> None:
     _ANALYZER = Analyzer.from_settings(settings)
 
 
+# Tests only: a worker given a file of this name SIGKILLs itself, as the OOM killer would.  A real
+# process death, so the tests exercise the parent's real handling of it (executor, scan).
+KILL_ON_ENV = "MOODINDEX_TEST_KILL_WORKER_ON"
+
+
 def analyze_in_worker(path: str, known: KnownPhoto | None):  # noqa: ANN201 (PhotoResult: keep the import lazy)
+    doomed = os.environ.get(KILL_ON_ENV)
+    if doomed and os.path.basename(path) == doomed:
+        os.kill(os.getpid(), signal.SIGKILL)
     return _ANALYZER.analyze(path, known=known)
 
 

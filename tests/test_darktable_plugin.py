@@ -17,18 +17,20 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "plugins" / "darktable" / "moodindex.lua"
 HARNESS = ROOT / "plugins" / "darktable" / "tests" / "harness.lua"
 HOSTILE = ["a'; touch x; '.jpg", "$(touch y).jpg", "`touch z`.jpg", "new\nline.jpg", "back\\slash \"dq\".jpg",
-           "plain.jpg", "ünï cødé.jpg"]
+           "plain.jpg", "ünï cødé.jpg", os.fsdecode(b"latin1_f\xeate.jpg")]
 QUERY = "it's $(touch q) `touch r` happy; touch s"
 
 FAKE = textwrap.dedent(f"""\
     #!{sys.executable}
     # stands in for `moodindex`: logs its argv, answers like classify/query do
     import json, os, sys
+    sys.path.insert(0, {str(ROOT)!r})
+    from indexer.paths import path_json  # names that are not UTF-8: as the real classify writes them
     with open(os.environ["FAKE_LOG"], "a") as log:
         log.write(json.dumps(sys.argv[1:]) + "\\n")
     if sys.argv[1] == "classify":
         paths = sys.argv[4:]
-        print(json.dumps([{{"path": p, "error": None, "faces": [
+        print(json.dumps([{{**path_json(p), "error": None, "faces": [
             {{"box": [1, 2, 30, 30], "confidence": 0.9, "emotion": "happy",
               "scores": {{"angry": 0.01, "disgust": 0.01, "fear": 0.02, "happy": 0.9, "sad": 0.03,
                          "surprise": 0.02, "neutral": 0.01}}}},
@@ -68,7 +70,7 @@ def test_actions_quote_every_path(tmp_path: Path, mode: str) -> None:
         (photos / name).write_bytes(b"\xff\xd8\xff\xd9")
         paths.append(str(photos / name))
     names = tmp_path / "names"
-    names.write_bytes(b"".join(p.encode() + b"\0" for p in paths))
+    names.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in paths))
     fake = tmp_path / "bin dir" / "mood'index"  # the executable path needs quoting too
     fake.parent.mkdir()
     fake.write_text(FAKE)
@@ -77,15 +79,16 @@ def test_actions_quote_every_path(tmp_path: Path, mode: str) -> None:
     work = tmp_path / "cwd"
     work.mkdir()
     matches = tmp_path / "matches"
-    matches.write_bytes(b"".join(p.encode() + b"\0" for p in paths[:2]))
+    matches.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in [*paths[:2], paths[-1]]))
     env = {**os.environ, "FAKE_LOG": str(log), "FAKE_MATCHES": str(matches), "TMPDIR": str(tmp_path)}
     done = subprocess.run([exe, str(HARNESS), str(PLUGIN), str(fake), str(names), mode, QUERY],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = [record.split("\t") for record in done.stdout.split("\0") if "\t" in record]
+                          cwd=work, env=env, capture_output=True, timeout=60)
+    stdout = done.stdout.decode("utf-8", "surrogateescape")  # names are bytes: the Latin-1 one too
+    assert done.returncode == 0, stdout + done.stderr.decode("utf-8", "replace")
+    lines = [record.split("\t") for record in stdout.split("\0") if "\t" in record]
     assert ["RESULT", "ok"] in lines
     # every call saw exactly the intended arguments: nothing split, nothing expanded
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    calls = [json.loads(line) for line in log.read_text(errors="surrogateescape").splitlines()]
     classify = [c for c in calls if c[0] == "classify"]
     assert len(classify) == 2 and all(c == ["classify", "--format", "json", *paths] for c in classify)
     assert [c for c in calls if c[0] == "query"] == [["query", "--format", "paths", "--null", "--limit", "0", QUERY]]
@@ -93,7 +96,7 @@ def test_actions_quote_every_path(tmp_path: Path, mode: str) -> None:
     tagged = {(p, t) for kind, p, t in (x for x in lines if x[0] == "TAG")}
     assert {(p, "Emotion|Happy") for p in paths} <= tagged
     assert {(p, "Emotion|Sad") for p in paths} <= tagged
-    assert [x[1] for x in lines if x[0] == "SELECTED"] == paths[:2]
+    assert [x[1] for x in lines if x[0] == "SELECTED"] == [*paths[:2], paths[-1]]
     # and nothing injected ran
     for trap in "xyzqrs":
         for where in (work, photos, tmp_path, ROOT):

@@ -108,8 +108,12 @@ def test_plugin_and_sidecars_in_real_darktable(tmp_path: Path, how: str) -> None
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            pass
+        try:  # a hung darktable ignores SIGTERM and outlives xvfb-run: left alone, it made the next
+            os.killpg(proc.pid, signal.SIGKILL)  # darktable test hang as well
+        except ProcessLookupError:
+            pass
+        proc.wait()
     records = [r.split("\t") for r in out.read_bytes().decode().split("\0") if r]
     assert ["DONE", "true", "nil"] in records, records
     assert ["DETECT", "2", "0"] in records

@@ -89,6 +89,39 @@ def test_bqm_script_refuses_an_empty_output_and_a_symlink(face_photo: Path, tmp_
     assert precious.read_bytes() == b"keep"
 
 
+def test_tag_file_and_the_bqm_script_never_open_a_fifo(tmp_path: Path) -> None:
+    """Both hung for ever on `mkfifo in.jpg` (finding 2): now one clear line, at once, and no copy."""
+    work = tmp_path / "work"
+    work.mkdir()
+    os.mkfifo(tmp_path / "in.jpg")
+    done = _bqm(str(tmp_path / "in.jpg"), str(work / "out.jpg"), work)  # subprocess.run's timeout: 120 s
+    assert done.returncode == 1 and "FIFO" in done.stderr and "never opened" in done.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["moodindex"]
+
+
+def test_bqm_script_tags_names_that_are_not_utf8(face_photo: Path, tmp_path: Path) -> None:
+    """digiKam hands the script the file system's bytes: an INPUT and an OUTPUT in Latin-1 are
+    analysed, copied and tagged at exactly those names (exiftool reads the tags back there)."""
+    inp = face_photo.rename(face_photo.with_name(os.fsdecode(b"f\xeate.jpg")))
+    work = tmp_path / os.fsdecode(b"sortie_\xe9")
+    work.mkdir()
+    out = work / os.fsdecode(b"r\xe9sultat_\xff.jpg")
+    done = _bqm(str(inp), str(out), work)
+    assert done.returncode == 0, done.stderr
+    assert "sortie_\\xe9/r\\xe9sultat_\\xff.jpg" in done.stdout  # shown escaped, never as raw bytes
+    assert sorted(os.listdir(os.fsencode(work))) == [b"moodindex", os.fsencode(out.name)]
+    read = subprocess.run([b"exiftool", b"-j", b"-XMP-lr:HierarchicalSubject", os.fsencode(out)],
+                          capture_output=True, check=True)
+    assert any(v.startswith("Emotion|") for v in as_list(json_first(read.stdout).get("HierarchicalSubject")))
+    assert _digest(inp) != _digest(out) and inp.exists()  # the input is left as it was
+
+
+def json_first(stdout: bytes) -> dict:
+    import json
+
+    return json.loads(stdout.decode("utf-8", "replace"))[0]
+
+
 def test_temp_names_fit_beside_a_name_at_the_limit() -> None:
     for name in ("a.jpg", "x" * 251 + ".jpg", "é" * 125 + ".jpeg", "noext"):
         tmp = temp_name(Path("/photos") / name)

@@ -79,8 +79,8 @@ def test_installing_yunet_upgrades_the_index_newest_first_and_resumably(
     seen: list[str] = []
 
     class StopAfterOne(LocalExecutor):
-        def results(self, paths, known):  # noqa: ANN001, ANN202
-            for result in super().results(paths, known):
+        def results(self, paths, known, isolate=frozenset()):  # noqa: ANN001, ANN202
+            for result in super().results(paths, known, isolate):
                 seen.append(Path(result.path).name)
                 stop.set()
                 yield result

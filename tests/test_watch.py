@@ -368,3 +368,19 @@ def test_polling_observer(start, engine, tmp_path: Path, faces: list[Path], anal
     os.rename(root / "p.jpg", root / "q.jpg")
     wait_for(lambda: ok_paths(engine) == {str(root / "q.jpg")}, "the polled rename")
     assert analysed == [str(root / "p.jpg")]
+
+
+def test_a_name_that_is_not_utf8_never_stops_the_watcher(start, engine, tmp_path: Path,  # noqa: ANN001
+                                                         faces: list[Path]) -> None:
+    """It used to exit at start-up, or after 5 "batch failed" lines when such a file appeared later."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    at_start = root / os.fsdecode(b"d\xe9j\xe0.jpg")  # Latin-1, as old Windows archives have them
+    shutil.copy(faces[0], at_start)
+    start([root])
+    assert ok_paths(engine) == {str(at_start)}
+    later = root / os.fsdecode(b"apr\xe8s.jpg")
+    shutil.copy(faces[1], later)
+    shutil.copy(faces[2], root / "plain.jpg")
+    wait_for(lambda: ok_paths(engine) == {str(at_start), str(later), str(root / "plain.jpg")},
+             "both names in the index")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.polling import wait_for as poll
+from tests.procfs import cmdline, descendants, survivors
 
 pytestmark = pytest.mark.slow
 DEADLINE = 60.0
@@ -135,9 +136,15 @@ def test_kill_9_loses_nothing_and_restart_catches_up(daemons, tmp_path: Path, ma
     d.wait_log("with inotify")
     for i, src in enumerate(many_faces):
         shutil.copy(src, root / f"p{i:02}.jpg")
+    workers = wait_for(lambda: [p for p in descendants(d.proc.pid) if "spawn_main" in cmdline(p)],
+                       "its pool workers", DEADLINE)
+    children = descendants(d.proc.pid)  # the workers and the resource tracker
     first = wait_for(lambda: sorted(ok_set(db_path)), "the first photos indexed", DEADLINE)
+    children.update(descendants(d.proc.pid))
+    assert set(workers) <= set(children)
     d.proc.kill()  # SIGKILL, mid-burst
     assert d.proc.wait(DEADLINE) == -signal.SIGKILL
+    assert not survivors(children, within_s=10)  # they die with it, instead of living on
     done_before = ok_set(db_path)
     # while it is down: a move, a delete and a new photo
     moved_src = first[0]

@@ -62,8 +62,22 @@ def main(ctx: click.Context, db: str | None, config: Path | None, verbose: int, 
     """Find photos by the emotions on the faces in them."""
     verbosity = -1 if quiet else verbose
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    _never_fail_on_a_name()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     ctx.obj = AppContext(config_file=config, db_flag=db, verbosity=verbosity)
+
+
+def _never_fail_on_a_name() -> None:
+    """A file name that is not UTF-8 is shown escaped where we print it (paths.display_path); any
+    other text that still holds such a byte is written with a backslash escape instead of
+    stopping the command."""
+    from indexer.paths import ESCAPE_ERRORS
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors=ESCAPE_ERRORS)
+        except (AttributeError, ValueError, OSError):  # not a text file we own: leave it
+            pass
 
 
 def _register() -> None:

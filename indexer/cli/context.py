@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.config import ConfigError, Settings, load_settings, parse_db
+from indexer.paths import escape_path, path_bytes
 
 if TYPE_CHECKING:  # SQLAlchemy is imported when the index is opened: `--help` and workers start faster
     from sqlalchemy import Engine
@@ -55,10 +57,36 @@ class AppContext:
         return self._engine
 
 
+def echo_paths(paths: Iterable[str], nul: bool = False) -> None:
+    """`--format paths` (one a line) or NUL-separated: each name's exact bytes, so that a name
+    that is not UTF-8 reaches xargs and the plugins as the file system spells it."""
+    import click
+
+    end = b"\0" if nul else b"\n"
+    for path in paths:
+        click.echo(path_bytes(path) + end, nl=False)
+
+
 def emit_json(data: object) -> None:
-    """Every command's `--format json` output: indented, UTF-8 kept, dates as ISO text."""
+    """Every command's `--format json` output: indented, UTF-8 kept, dates as ISO text.  Text that
+    still holds a byte that is not UTF-8 (a name quoted in a message) is escaped as
+    `paths.escape_path` does: the output stays valid JSON in UTF-8."""
     import json
 
     import click
 
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    click.echo(json.dumps(_printable(data), indent=2, ensure_ascii=False, default=str))
+
+
+def _printable(data: object) -> object:
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return escape_path(data)
+        return data
+    if isinstance(data, dict):
+        return {_printable(k): _printable(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_printable(v) for v in data]
+    return data

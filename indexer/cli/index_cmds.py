@@ -134,7 +134,9 @@ def _refuse_unknown_missing(app: AppContext, paths: tuple[Path, ...]) -> None:
                      and row.status != STATUS_DELETED or has_live_photos_under(app.engine, normalise_path(p))}
     unknown = [p for p in missing if p not in known]
     if unknown:
-        raise MoodindexError("; ".join(f"{click.format_filename(p)}: no such file or folder" for p in unknown), 2)
+        from indexer.paths import display_path
+
+        raise MoodindexError("; ".join(f"{display_path(p)}: no such file or folder" for p in unknown), 2)
 
 
 def _cluster_executor(settings, stop):  # noqa: ANN001, ANN202 - a DaskExecutor, or None: the local pool
@@ -175,6 +177,7 @@ def _progress_bar(app: AppContext) -> _Bar | None:
 def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None, fmt: str) -> None:
     """Detect faces and emotions in FILES without touching the index.  Exit status 1 when any
     file could not be analysed (each says why), 2 when one does not exist."""
+    from indexer.paths import path_json
     from indexer.pipeline import Analyzer
     from indexer.vision.emotion import ModelError
     from indexer.vision.faces import DetectorError
@@ -190,7 +193,7 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
         error = None if res is None else res.error
         if res is None:
             error = "not a file" if f.exists() else "no such file"
-        out.append({"path": str(f), "faces": [x.as_dict() for x in res.faces] if res else [], "error": error})
+        out.append({**path_json(str(f)), "faces": [x.as_dict() for x in res.faces] if res else [], "error": error})
     if fmt == "json":
         emit_json(out)
     else:
@@ -252,18 +255,20 @@ def show_cmd(app: AppContext, photo: Path, fmt: str) -> None:
 
 
 @click.command("list")
-@click.option("--format", "fmt", type=click.Choice(["paths", "json"]), default="paths")
+@click.option("--format", "fmt", type=click.Choice(["paths", "paths0", "json"]), default="paths", show_default=True,
+              help="paths: one a line; paths0: each ended by NUL (xargs -0), for names that hold a newline; "
+                   "both give each name's exact bytes.  json: records (see the README for names that are not UTF-8).")
 @click.pass_obj
 def list_cmd(app: AppContext, fmt: str) -> None:
     """Every indexed photo."""
     from sqlalchemy.orm import Session
 
+    from indexer.cli.context import echo_paths
     from indexer.db.read import iter_photos, photo_dict
 
     with Session(app.engine) as s:
-        if fmt == "paths":
-            for p in iter_photos(s):
-                click.echo(p.path)
+        if fmt in ("paths", "paths0"):
+            echo_paths((p.path for p in iter_photos(s)), nul=fmt == "paths0")
         else:
             emit_json([photo_dict(p, with_faces=False) for p in iter_photos(s)])
 
@@ -369,27 +374,31 @@ def _loaded_model_info(app: AppContext) -> dict:
 @click.pass_obj
 def errors_cmd(app: AppContext, fmt: str) -> None:
     """Photos that could not be analysed, and folders that could not be read, with the reason;
-    then photos indexed with warnings (what a library said while reading them)."""
+    then photos indexed with warnings (what a library said while reading them).  A photo on which a
+    worker process died is retried once by the next `index` ("retry": true)."""
     from sqlalchemy.orm import Session
 
     from indexer.db.read import error_rows, warned_rows
     from indexer.db.runs import last_run
+    from indexer.domain import STATUS_RETRY
+    from indexer.paths import path_json
 
     with Session(app.engine) as s:
-        items = [{"path": p.path, "kind": "failed", "status": p.status, "error": p.error or p.status,
-                  "warnings": list(p.warnings or ())} for p in error_rows(s)]
+        items = [{**path_json(p.path), "kind": "failed", "status": p.status, "error": p.error or p.status,
+                  "retry": p.status == STATUS_RETRY, "warnings": list(p.warnings or ())} for p in error_rows(s)]
         run = last_run(s)
-        warned = [{"path": p.path, "kind": "warnings", "status": p.status, "error": None,
+        warned = [{**path_json(p.path), "kind": "warnings", "status": p.status, "error": None, "retry": False,
                    "warnings": list(p.warnings)} for p in warned_rows(s)]
     for path, reason in (run or {}).get("summary", {}).get("problems", []):
-        items.append({"path": path, "kind": "folder", "status": "folder", "error": reason, "warnings": []})
+        items.append({**path_json(path), "kind": "folder", "status": "folder", "error": reason, "retry": False,
+                      "warnings": []})
     items += warned
     if fmt == "json":
         emit_json(items)
         return
     for it in items:
         if it["kind"] != "warnings":
-            click.echo(f"{it['path']}: {it['error']}")
+            click.echo(f"{it['path']}: {'[will be retried] ' if it['retry'] else ''}{it['error']}")
             for message in it["warnings"]:
                 click.echo(f"    warning: {message}")
     if warned:

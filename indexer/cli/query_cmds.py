@@ -96,9 +96,11 @@ def _date_text(match: Match) -> str:
 
 def _record(match: Match) -> dict:
     """The JSON/CSV record: exactly the documented keys."""
+    from indexer.paths import path_json
+
     taken = match.photo.taken_at
     return {
-        "path": match.photo.path,
+        **path_json(match.photo.path),
         "score": None if match.score is None else round(match.score, 4),
         "emotion": match.emotion,
         "taken_at": taken.isoformat(timespec="seconds") if taken else None,
@@ -110,19 +112,20 @@ def _record(match: Match) -> dict:
 
 
 def _print_table(matches: list[Match]) -> None:
+    from indexer.paths import display_path
+
     click.echo(f"{'SCORE':>5}  {'EMOTION':8} {'FACES':>5}  {'TAKEN':17}  PATH")
     for m in matches:
         score = "-" if m.score is None else f"{m.score:.2f}"
-        click.echo(f"{score:>5}  {m.emotion or '-':8} {m.faces:>5}  {_date_text(m):17}  {m.photo.path}")
+        click.echo(f"{score:>5}  {m.emotion or '-':8} {m.faces:>5}  {_date_text(m):17}  {display_path(m.photo.path)}")
     if any(m.date_estimated for m in matches):
         click.echo("~ date estimated from the file's time (no EXIF or XMP date); --exif-only leaves these out")
 
 
 def _print_paths(matches: list[Match], nul: bool) -> None:
-    for m in matches:
-        click.echo(m.photo.path, nl=not nul)
-        if nul:
-            click.echo("\0", nl=False)
+    from indexer.cli.context import echo_paths
+
+    echo_paths((m.photo.path for m in matches), nul)
     if not nul and any("\n" in m.photo.path for m in matches):
         click.echo("moodindex: warning: some paths contain a newline; use --null (-0) with xargs -0", err=True)
     estimated = sum(m.date_estimated for m in matches)
@@ -138,7 +141,7 @@ def _print_csv(matches: list[Match]) -> None:
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["path", "score", "emotion", "taken_at", "date_source", "faces", "person",
-                                             "people"], lineterminator="\n")
+                                             "people"], lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for m in matches:
         record = _record(m)

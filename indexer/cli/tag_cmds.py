@@ -49,13 +49,15 @@ def _sidecar_keeper(app: AppContext):  # noqa: ANN202 - tagging's on_sidecar hoo
 
 def _reporter(verbosity: int):  # noqa: ANN202 - echoing callback
     from indexer.export import xmp
+    from indexer.paths import display_path
 
     def report(outcome: xmp.Outcome) -> None:
         if not outcome.ok:
             click.echo(f"{outcome.status}: {outcome.message}", err=True)
         elif outcome.status in (xmp.WRITTEN, xmp.WOULD_WRITE, xmp.REMOVED) and verbosity >= 0:
             changes = [f"+{a}" for a in outcome.added] + [f"-{r}" for r in outcome.removed]
-            click.echo(f"{outcome.status}: {outcome.target}" + (f"  ({', '.join(changes)})" if changes else ""))
+            click.echo(f"{outcome.status}: {display_path(outcome.target)}"
+                       + (f"  ({', '.join(changes)})" if changes else ""))
 
     return report
 
@@ -201,7 +203,10 @@ def tag_file_cmd(app: AppContext, file: Path, output: Path | None, mode: str, mi
     if not outcome.ok:
         raise click.exceptions.Exit(1)
     if app.verbosity >= 0 and outcome.status == xmp.UNCHANGED:
-        click.echo(f"unchanged: {outcome.target} ({', '.join(emotions) or 'no emotion above the threshold'})")
+        from indexer.paths import display_path
+
+        why = ", ".join(emotions) or "no emotion above the threshold"
+        click.echo(f"unchanged: {display_path(outcome.target)} ({why})")
 
 
 @click.group("digikam")

@@ -20,10 +20,12 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql import operators
 
 # the status and date words moved to indexer.domain; kept importable from here for old callers
 from indexer.domain import (  # noqa: F401
@@ -35,6 +37,45 @@ from indexer.domain import (  # noqa: F401
     STATUS_OK,
     STATUS_SKIPPED,
 )
+from indexer.paths import escape_path, unescape_path
+
+_LIKE_OPS = {operators.like_op, operators.ilike_op, operators.not_like_op, operators.not_ilike_op}
+
+
+class PathText(TypeDecorator):
+    """A file path, stored as `paths.escape_path` text: any name the file system holds (bytes
+    that are not UTF-8 included) fits SQLite and PostgreSQL `text`, and comes back as the same
+    str os functions take.  Comparisons (=, IN, the range of `db.photos.under`) escape their
+    operand the same way; a LIKE pattern is the caller's to build from escaped text."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:  # noqa: ANN001
+        return None if value is None else escape_path(value)
+
+    def process_result_value(self, value: str | None, dialect) -> str | None:  # noqa: ANN001
+        return None if value is None else unescape_path(value)
+
+    def coerce_compared_value(self, op, value):  # noqa: ANN001, ANN201
+        return Text() if op in _LIKE_OPS else self
+
+
+class SafeText(TypeDecorator):
+    """Free text that may quote a file name (an error message): a byte that is not UTF-8 is
+    stored as `\\xNN`, so it never stops a batch from being stored."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:  # noqa: ANN001
+        if value is None:
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return escape_path(value)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -45,8 +86,8 @@ class Photo(Base):
     __tablename__ = "photos"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
-    root: Mapped[str] = mapped_column(Text, index=True)
+    path: Mapped[str] = mapped_column(PathText, unique=True)  # escaped text: see indexer.paths
+    root: Mapped[str] = mapped_column(PathText, index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -58,7 +99,7 @@ class Photo(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     orientation: Mapped[int | None] = mapped_column(Integer)  # EXIF orientation 1..8
     status: Mapped[str] = mapped_column(String(16), index=True)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(SafeText)
     # what libraries said while the file was read (libjpeg's "Corrupt JPEG data", libpng, exifread) and
     # metadata that could not be read: short lines, shown by `show` and `errors`; None when there were none
     warnings: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))

@@ -20,7 +20,7 @@ from indexer.db.corrections import apply_corrections, record_tag_verdicts
 from indexer.db.models import Face, Photo
 from indexer.db.people import clear_regions, store_regions
 from indexer.db.session import in_transaction
-from indexer.domain import CLASSES, STATUS_DELETED, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
+from indexer.domain import CLASSES, STATUS_DELETED, STATUS_ERROR, STATUS_OK, STATUS_RETRY, STATUS_SKIPPED
 from indexer.media.fingerprint import fingerprint_file
 from indexer.paths import folder_prefix, normalise_path
 
@@ -251,5 +251,5 @@ def counts(engine: Engine) -> dict[str, int]:
         warned = s.scalar(select(func.count()).select_from(Photo)
                           .where(Photo.status == STATUS_OK, Photo.warnings.is_not(None)))
     return {"photos": by_status.get(STATUS_OK, 0), "faces": faces or 0,
-            "errors": by_status.get(STATUS_ERROR, 0), "skipped": by_status.get(STATUS_SKIPPED, 0),
-            "warned": warned or 0}
+            "errors": by_status.get(STATUS_ERROR, 0) + by_status.get(STATUS_RETRY, 0),
+            "skipped": by_status.get(STATUS_SKIPPED, 0), "warned": warned or 0}

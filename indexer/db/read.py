@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from indexer.db.models import Face, Photo
-from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, date_is_estimated
+from indexer.domain import STATUS_ERROR, STATUS_OK, STATUS_RETRY, STATUS_SKIPPED, date_is_estimated
+from indexer.paths import path_json
 
 
 def face_dict(face: Face) -> dict[str, Any]:
@@ -22,7 +23,7 @@ def face_dict(face: Face) -> dict[str, Any]:
 
 def photo_dict(photo: Photo, with_faces: bool = True) -> dict[str, Any]:
     d: dict[str, Any] = {
-        "path": photo.path, "root": photo.root, "status": photo.status, "error": photo.error,
+        **path_json(photo.path), **path_json(photo.root, "root"), "status": photo.status, "error": photo.error,
         "warnings": list(photo.warnings or ()),
         "taken_at": photo.taken_at.isoformat() if photo.taken_at else None,
         "date_source": photo.date_source, "date_estimated": date_is_estimated(photo.date_source),
@@ -49,7 +50,7 @@ def iter_photos(s: Session) -> Iterator[Photo]:
 
 
 def error_rows(s: Session) -> list[Photo]:
-    return list(s.scalars(select(Photo).where(Photo.status.in_((STATUS_ERROR, STATUS_SKIPPED)))
+    return list(s.scalars(select(Photo).where(Photo.status.in_((STATUS_ERROR, STATUS_RETRY, STATUS_SKIPPED)))
                           .order_by(Photo.path)))
 
 

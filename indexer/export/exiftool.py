@@ -11,30 +11,26 @@ a plain line (a newline, surrounding white space, a leading `#`) runs in a one-s
 instead; exiftool's `#[CSTR]` escape is not used because 12.x mangles `$` and `@` in it.
 
 A killed moodindex (kill -9) must not leave exiftool behind: a `-stay_open` exiftool does not
-exit when its stdin closes.  On Linux the child asks the kernel for SIGKILL when its parent
-dies (PR_SET_PDEATHSIG; strictly, when the thread that started it ends, so one thread owns an
-ExifTool).  The temp folder holding our exiftool config, which a killed run cannot remove, is
-removed by the next run once it is STALE_AFTER_S old.
+exit when its stdin closes.  It dies with its parent as our pool workers do (indexer.lifeline:
+PR_SET_PDEATHSIG on Linux; one thread owns an ExifTool).  The temp folder holding our exiftool
+config, which a killed run cannot remove, is removed by the next run once it is STALE_AFTER_S old.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import re
 import selectors
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from indexer.lifeline import preexec_die_with_parent
 from indexer.media.tagstate import NS_MOODINDEX
 
 log = logging.getLogger(__name__)
@@ -62,7 +58,6 @@ CONFIG_DIR_PREFIX = "moodindex-exiftool-"
 CONFIG_NAME = "moodindex.config"
 STALE_AFTER_S = 3600  # a temp file or folder of ours this old belongs to no running command: a killed run's
 _CONFIG_DIR_RE = re.compile(re.escape(CONFIG_DIR_PREFIX) + r"[a-z0-9_]{8}")  # tempfile's 8 random characters
-_PR_SET_PDEATHSIG = 1
 
 INSTALL_HINT = "install exiftool (Debian/Ubuntu: apt-get install libimage-exiftool-perl) or set MOODINDEX_EXIFTOOL"
 TIMEOUT_S = 120.0
@@ -92,24 +87,6 @@ def find_exiftool() -> str:
     if not exe:
         raise ExifToolError(f"exiftool not found; {INSTALL_HINT}")
     return exe
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child get SIGKILL when we die (Linux), or None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # we died between fork and prctl: nobody will ever signal
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec
 
 
 def sweep_config_dirs(tmp: Path | None = None, now: float | None = None) -> list[Path]:
@@ -174,7 +151,7 @@ class ExifTool:
                 self._proc = subprocess.Popen(
                     [self.executable, "-config", str(self.config), "-stay_open", "True", "-@", "-"],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    preexec_fn=_die_with_parent(),  # only prctl runs in the child
+                    preexec_fn=preexec_die_with_parent(),  # only prctl runs in the child
                 )
             except OSError as exc:
                 raise ExifToolError(f"cannot run {self.executable}: {exc.strerror or exc}; {INSTALL_HINT}") from exc
@@ -208,7 +185,7 @@ class ExifTool:
             done = subprocess.run(
                 [self.executable, "-config", str(self.config), *args],
                 capture_output=True, timeout=TIMEOUT_S, check=False,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=preexec_die_with_parent(),
             )
         except OSError as exc:
             raise ExifToolError(f"cannot run {self.executable}: {exc.strerror or exc}; {INSTALL_HINT}") from exc

@@ -215,10 +215,12 @@ class PathFilter(Filter):
 
     def conditions(self, query: Query) -> list[ColumnElement[bool]]:
         from indexer.db.models import Photo
+        from indexer.paths import escape_path
 
         # case-insensitive on every database: "path:trips" finds .../Trips/... (ILIKE on PostgreSQL,
-        # lower() LIKE lower() on SQLite, whose plain LIKE already ignores ASCII case)
-        return [Photo.path.ilike(f"%{_like_escape(p)}%", escape="\\") for p in query.paths]
+        # lower() LIKE lower() on SQLite, whose plain LIKE already ignores ASCII case); the pattern
+        # is made of the stored (escaped) text, so a name that is not UTF-8 is found too
+        return [Photo.path.ilike(f"%{_like_escape(escape_path(p))}%", escape="\\") for p in query.paths]
 
     def without(self, query: Query) -> Query:
         return replace(query, paths=())

@@ -22,6 +22,7 @@ from pathlib import Path
 from indexer.db.models import Face, Photo
 from indexer.domain import CLASSES
 from indexer.fsutil import atomic_write
+from indexer.paths import display_path
 from indexer.query.engine import Match
 
 THUMB_QUALITY = 82
@@ -138,12 +139,12 @@ def _card(match: Match, thumb: Thumbnail | None) -> str:
     faces = ordered_faces(match)
     width = photo.width or (thumb.full_width if thumb else 4)
     height = photo.height or (thumb.full_height if thumb else 3)
-    name = Path(photo.path).name
+    name = display_path(Path(photo.path).name)
     if thumb is not None:
         img = (f'<img src="{thumb.uri}" width="{thumb.width}" height="{thumb.height}" alt="{e(name)}" '
                'loading="lazy">')
         try:
-            img = f'<a href="{e(Path(photo.path).as_uri())}" title="{e(photo.path)}">{img}</a>'
+            img = f'<a href="{e(Path(photo.path).as_uri())}" title="{e(display_path(photo.path))}">{img}</a>'
         except ValueError:  # not an absolute path: no link
             pass
         boxes = "".join(_box(f, i, width, height) for i, f in enumerate(faces, start=1))
@@ -157,13 +158,13 @@ def _card(match: Match, thumb: Thumbnail | None) -> str:
     if len(bars) > BARS_OPEN:
         faces_html += (f"<details><summary>{len(bars) - BARS_OPEN} more faces</summary>"
                        f'<div class="faces">{"".join(bars[BARS_OPEN:])}</div></details>')
-    attrs = (f'data-path="{e(photo.path)}" data-faces="{match.faces}" '
+    attrs = (f'data-path="{e(display_path(photo.path))}" data-faces="{match.faces}" '
              f'data-score="{"" if match.score is None else f"{match.score:.4f}"}" '
              f'data-date-source="{e(photo.date_source or "")}"')
     return (f'<article class="card" {attrs}>'
             f'<figure class="photo" style="aspect-ratio:{width}/{height}">{img}{boxes}</figure>'
             f'<div class="meta"><div class="head">{score}{emotion}{_date(photo)}</div>'
-            f'<div class="path">{e(photo.path)}</div>'
+            f'<div class="path">{e(display_path(photo.path))}</div>'
             f'<div class="faces">{faces_html}</div></div></article>')
 
 

@@ -310,8 +310,12 @@ local function detect(images)
       notify(string.format(_("moodindex failed (exit %s): %s"), tostring(code), err ~= "" and err or tostring(results)))
       failed = failed + #batch
     else
-      for _i, item in ipairs(results) do
+      for i, item in ipairs(results) do
+        -- classify answers one record per file, in the order given.  item.path is the name itself,
+        -- or, for a name that is not UTF-8 or holds a backslash, its escaped form with the exact
+        -- bytes in item.path_bytes_base64: then the position names the image.
         local image = by_path[item.path]
+        if not image and item.path_bytes_base64 then image = batch[i] end
         if image and not item.error then
           set_emotion_tags(image, tags_for(item.faces, min_score), prefix)
           tagged = tagged + 1
