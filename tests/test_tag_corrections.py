@@ -266,8 +266,12 @@ def test_the_round_trip_through_real_darktable(run_cli, one_face, tmp_path):
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
+            pass
+        try:  # a hung darktable ignores SIGTERM and outlives xvfb-run: kill what is left of the group
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        except ProcessLookupError:
+            pass
+        proc.wait()
     assert "DONE\ttrue\tnil" in out.read_text(), out.read_text()
     written = tags_in(sidecar)
     assert written["XMP-lr:HierarchicalSubject"] == ["Emotion|Angry"]  # darktable's rewrite
