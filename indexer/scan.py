@@ -233,7 +233,7 @@ class Indexer:
                 continue
             moves.append((old, path))
             vanished = [v for v in vanished if v.id != source.id]
-        deleted = repo.bury_ids(s, [v.id for v in vanished])
+        deleted = repo.bury_vanished(s, vanished)
         repo.forget_tombstones(s, datetime.now() - timedelta(days=TOMBSTONE_DAYS))
         return moves, unmatched, deleted
 

@@ -40,6 +40,28 @@ def test_deleting_a_photo_cascades_to_faces(engine):
         assert s.scalars(select(Face)).all() == []
 
 
+def test_a_row_another_writer_repointed_is_not_buried(engine):
+    """Two runs see one move: the first re-points the row to the new path; the second, holding the
+    vanished row from its earlier snapshot, must not bury it (that lost the photo's results)."""
+    from indexer.db.photos import bury_vanished, repoint_moved
+
+    with session_scope(engine) as s:
+        s.add(Photo(path="/r/old.jpg", root="/r", size=1, mtime_ns=1, status="ok", face_count=0,
+                    content_hash="h", indexed_at=datetime.now()))
+    with session_scope(engine) as s:
+        stale = s.execute(select(Photo.id, Photo.path)).all()  # the second run's snapshot
+    with session_scope(engine) as s:
+        repoint_moved(s, stale[0].id, "/r/moved/old.jpg", "/r", 2)  # the first run's move
+    with session_scope(engine) as s:
+        assert bury_vanished(s, stale) == 0
+    with session_scope(engine) as s:
+        row = s.scalars(select(Photo)).one()
+        assert (row.path, row.status) == ("/r/moved/old.jpg", "ok")
+    with session_scope(engine) as s:  # still where it vanished from: buried as before
+        gone = s.execute(select(Photo.id, Photo.path)).all()
+        assert bury_vanished(s, gone) == 1
+
+
 def test_migrations_build_the_schema_the_models_describe(db_path):
     """The Alembic migrations (which PostgreSQL runs too) and the ORM models agree."""
     from alembic.autogenerate import compare_metadata

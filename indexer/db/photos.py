@@ -94,8 +94,15 @@ def bury(s: Session, rows: Sequence[Photo]) -> int:
     return len(rows)
 
 
-def bury_ids(s: Session, ids: Sequence[int]) -> int:
-    return bury(s, s.scalars(select(Photo).where(Photo.id.in_(ids))).all()) if ids else 0
+def bury_vanished(s: Session, vanished: Sequence[Row]) -> int:
+    """Bury the rows a scan found gone, each only if it is still at the path it vanished from:
+    another writer may have re-pointed it meanwhile to where the photo moved (two `index` runs
+    seeing one move), and that row must keep its results."""
+    if not vanished:
+        return 0
+    gone_from = {v.id: v.path for v in vanished}
+    rows = s.scalars(select(Photo).where(Photo.id.in_(gone_from)).order_by(Photo.id).with_for_update()).all()
+    return bury(s, [r for r in rows if r.path == gone_from[r.id]])
 
 
 def forget_tombstones(s: Session, older_than: datetime) -> None:
