@@ -60,27 +60,40 @@ def dev_crops(cache: Path = CACHE) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(crops), np.array(labels)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoints", nargs="+", type=Path)
-    args = ap.parse_args()
+def dev_figures(model, x: np.ndarray, y: np.ndarray) -> dict:
+    """Accuracy, balanced accuracy, per-class recall and the three errors that matter most."""
+    pred = model.predict(x, batch_size=256, verbose=0).argmax(axis=1)
+    cm = confusion_matrix(y, pred)
+    present = [c for c in range(len(CLASSES)) if (y == c).any()]
+    recall = {CLASSES[c]: cm[c, c] / cm[c].sum() for c in present}
+    a, n, s = (CLASSES.index(c) for c in ("angry", "neutral", "surprise"))
+    return {"accuracy": float((pred == y).mean()), "balanced": float(np.mean(list(recall.values()))),
+            "recall": recall, "neutral_to_angry": int(cm[n, a]), "surprise_to_angry": int(cm[s, a]),
+            "surprise_to_neutral": int(cm[s, n])}
+
+
+def load_checkpoint(path: Path):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # one predict per checkpoint: retracing is expected
+    return tf.keras.models.load_model(path, compile=False, safe_mode=False)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+", type=Path)
+    args = ap.parse_args()
     images, y = dev_crops()
     x = normalise(images)
-    a, n, s = (CLASSES.index(c) for c in ("angry", "neutral", "surprise"))
-    present = [c for c in range(len(CLASSES)) if (y == c).any()]
-    print(f"{'checkpoint':44} {'acc':>6} {'bal':>6} " + " ".join(f"{CLASSES[c][:7]:>7}" for c in present)
+    present = [c for c in CLASSES if (y == CLASSES.index(c)).any()]
+    print(f"{'checkpoint':44} {'acc':>6} {'bal':>6} " + " ".join(f"{c[:7]:>7}" for c in present)
           + "   n->a  s->a  s->n")
     for path in args.checkpoints:
-        model = tf.keras.models.load_model(path, compile=False, safe_mode=False)
-        pred = model.predict(x, batch_size=256, verbose=0).argmax(axis=1)
-        cm = confusion_matrix(y, pred)
-        recall = [cm[c, c] / cm[c].sum() for c in present]
-        print(f"{str(path)[-44:]:44} {(pred == y).mean():6.1%} {np.mean(recall):6.1%} "
-              + " ".join(f"{r:7.1%}" for r in recall) + f" {cm[n, a]:6d}{cm[s, a]:6d}{cm[s, n]:6d}")
+        f = dev_figures(load_checkpoint(path), x, y)
+        print(f"{str(path)[-44:]:44} {f['accuracy']:6.1%} {f['balanced']:6.1%} "
+              + " ".join(f"{f['recall'][c]:7.1%}" for c in present)
+              + f" {f['neutral_to_angry']:6d}{f['surprise_to_angry']:6d}{f['surprise_to_neutral']:6d}")
     return 0
 
 
