@@ -148,7 +148,7 @@ AGGREGATIONS = {
 }
 
 
-def analyse_dev(dev: Path, cache: Path | None) -> dict[str, dict]:
+def analyse_dev(dev: Path, cache: Path | None, model: Path | None = None) -> dict[str, dict]:
     """file -> {"label", "faces": [{"emotion", "scores", "area"}]} through the real pipeline (cached)."""
     import csv
     import json
@@ -157,7 +157,7 @@ def analyse_dev(dev: Path, cache: Path | None) -> dict[str, dict]:
         return json.loads(cache.read_text())
     from indexer.pipeline import Analyzer
 
-    analyzer = Analyzer("auto", threads=1)
+    analyzer = Analyzer("auto", model_path=model, threads=1)
     out: dict[str, dict] = {}
     with open(dev / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -173,8 +173,8 @@ def analyse_dev(dev: Path, cache: Path | None) -> dict[str, dict]:
     return out
 
 
-def aggregation_report(dev: Path, cache: Path | None) -> int:
-    data = analyse_dev(dev, cache)
+def aggregation_report(dev: Path, cache: Path | None, model: Path | None = None) -> int:
+    data = analyse_dev(dev, cache, model)
     from collections import Counter
 
     n_faces = [len(d["faces"]) for d in data.values()]
@@ -208,6 +208,7 @@ def main() -> int:
     ap.add_argument("--aggregation", type=Path, metavar="DEV_DIR",
                     help="instead: compare photo-score rules on a labelled photo set (labels.csv + images/)")
     ap.add_argument("--cache", type=Path, help="with --aggregation: keep/reuse the pipeline's results here")
+    ap.add_argument("--model", type=Path, help="with --aggregation: a .tflite other than the bundled one")
     ap.add_argument("--photos", type=int, default=100_000)
     ap.add_argument("--faces", type=int, default=250_000)
     ap.add_argument("--runs", type=int, default=7)
@@ -217,7 +218,7 @@ def main() -> int:
     ap.add_argument("--plans", action="store_true", help="print EXPLAIN QUERY PLAN for each query")
     args = ap.parse_args()
     if args.aggregation:
-        return aggregation_report(args.aggregation, args.cache)
+        return aggregation_report(args.aggregation, args.cache, args.model)
 
     tmp = None
     if args.db is None:
