@@ -1,6 +1,7 @@
 """Calibrate how face boxes are framed for the model, on real photos (not FER's 48x48 crops).
 
     python benchmarks/calibrate_crop.py [--margins 0,0.05,0.1,0.15,0.2,0.3] [--limit 0] [--yunet-cutoffs 0.8]
+        [--model FILE.tflite] [--confusion-png models/confusion_matrix_real.png]
 
 For each detector (YuNet from ../shared, Haar from OpenCV) and each margin, runs the real
 path -- decode -> detect -> indexer.vision.crop.crop_faces(margin) -> int8 model -- over
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from indexer.media.decode import decode  # noqa: E402
 from indexer.media.exif import read_exif  # noqa: E402
+from indexer.vision.confusion_image import draw_confusion  # noqa: E402
 from indexer.vision.crop import CLASSES, FACE_MARGINS, crop_faces  # noqa: E402
 from indexer.vision.emotion import EmotionModel  # noqa: E402
 from indexer.vision.evaluate import confusion_matrix  # noqa: E402
@@ -51,6 +53,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--model", type=Path, default=None, help="a .tflite other than the bundled one")
     ap.add_argument("--yunet-cutoffs", default="", help="also YuNet at these score cut-offs, e.g. 0.8,0.9")
+    ap.add_argument("--confusion-png", type=Path, default=None,
+                    help="also draw YuNet's confusion matrix at its production margin here (the model card's)")
     args = ap.parse_args()
     margins = sorted({float(m) for m in args.margins.split(",")} | set(FACE_MARGINS.values()))
     with open(DEV / "labels.csv", newline="") as f:
@@ -89,6 +93,10 @@ def main() -> int:
                 confusions.append((name, m, confusion_matrix(y, pred)))
     for name, m, cm in confusions:
         print_confusion(name, m, cm)
+        if name == "yunet" and args.confusion_png:
+            draw_confusion(cm, [f"{model.model_id}, int8: real photos (facial_expressions_dev)",
+                                f"YuNet, largest face, margin {m:.2f}; {int(cm.sum())} faces"], args.confusion_png)
+            print(f"wrote {args.confusion_png}")
     return 0
 
 
