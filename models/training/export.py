@@ -395,7 +395,10 @@ def main() -> int:
     metrics = {
         "model": metadata,
         "training": provenance,
-        "calibration": {"faces": len(calib), "source": "fer2013_train.npz, seeded random sample", "seed": args.seed},
+        "calibration": {"faces": len(calib), "seed": args.seed,
+                        "source": "seeded random sample of fer2013_train.npz"
+                                  + (f" + {args.calibration_real.name}" if args.calibration_real
+                                     and args.calibration_real.exists() else "")},
         "size_bytes": len(tflite),
         "graph": graph,
         "convert_seconds": round(convert_s, 1),
