@@ -93,6 +93,9 @@ class DaskExecutor:
                 client.cancel(list(in_flight), force=True)
                 in_flight.clear()
 
+    def release_idle(self) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

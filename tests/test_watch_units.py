@@ -145,6 +145,9 @@ class FakeIndexer:
         self.calls.append(("remove", path))
         return 1
 
+    def release_idle(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

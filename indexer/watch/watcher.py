@@ -52,7 +52,7 @@ class WatchOptions:
     stall: float = 60.0          # a file open for writing this long without a write is indexed anyway
     max_delay: float = 2.0       # a continuous burst is still flushed this often
     max_batch: int = 256         # photos per batch (one log line each)
-    pool_idle: float = 120.0     # worker processes are stopped after this long without work
+    pool_idle: float = 120.0     # a pool of several workers is stopped after this long without work
 
     @property
     def quiet(self) -> float:
@@ -316,7 +316,7 @@ class Watcher:
             self._rescan_at = self.clock() + self.options.rescan
         if self._release_at is not None and now >= self._release_at:
             self._release_at = None
-            self.indexer.close()  # idle: give the worker processes' memory back (a no-op without any)
+            self.indexer.release_idle()  # idle: give a large pool's memory back, keep one worker
 
     def _fall_back(self, why: str, now: float, keep_observer: bool = False) -> None:
         """Live events cannot be trusted any more: rescan now and every `rescan` seconds, said once."""
