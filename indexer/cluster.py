@@ -28,7 +28,7 @@ from indexer.media.fingerprint import KnownPhoto
 from indexer.worker import analyze_on_cluster, analyzer_identity
 
 if TYPE_CHECKING:
-    from indexer.pipeline import PhotoResult
+    from indexer.results import PhotoResult
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class DaskExecutor:
     @staticmethod
     def _result_of(fut, path: str) -> PhotoResult:  # noqa: ANN001
         """The photo's result, or an error result naming why the cluster could not produce one."""
-        from indexer.pipeline import PhotoResult
+        from indexer.results import PhotoResult
 
         try:
             return fut.result()

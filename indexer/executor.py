@@ -16,15 +16,13 @@ import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from indexer.config import Settings
 from indexer.domain import STATUS_ERROR
 from indexer.media.fingerprint import KnownPhoto
+from indexer.results import PhotoResult
 from indexer.worker import analyze_in_worker, init_worker, worker_ready
-
-if TYPE_CHECKING:  # the pipeline imports OpenCV: loaded when the first photo needs it
-    from indexer.pipeline import PhotoResult
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +104,7 @@ class LocalExecutor:
             said = [f.result() for f in [pool.submit(worker_ready) for _ in range(workers)]]
         except cf.process.BrokenProcessPool:
             pool.shutdown(wait=False, cancel_futures=True)
-            from indexer.vision.emotion import ModelError
+            from indexer.vision.errors import ModelError
 
             raise ModelError("a worker process died while loading the emotion model and face detector "
                              "(out of memory?)") from None
@@ -157,8 +155,6 @@ class LocalExecutor:
 
     def _alone(self, path: str, known: Mapping[str, KnownPhoto]) -> PhotoResult:
         """`path` analysed in a fresh worker of its own; `crashed` when that worker dies too."""
-        from indexer.pipeline import PhotoResult
-
         with self._new_pool(1) as solo:
             try:
                 return solo.submit(analyze_in_worker, path, known.get(path)).result()

@@ -414,8 +414,7 @@ class Watcher:
                 self._index(ready, batch)
             self._failures = 0
         except Exception as exc:
-            from indexer.vision.emotion import ModelError
-            from indexer.vision.faces import DetectorError
+            from indexer.vision.errors import DetectorError, ModelError
 
             if isinstance(exc, (ModelError, DetectorError)):
                 raise
