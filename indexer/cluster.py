@@ -93,6 +93,9 @@ class DaskExecutor:
                 client.cancel(list(in_flight), force=True)
                 in_flight.clear()
 
+    def warm_up(self) -> None:
+        """Nothing: the cluster's workers load the model with their first photo."""
+
     def release_idle(self) -> None:
         self.close()
 

@@ -39,6 +39,10 @@ class Executor(Protocol):
         died has `crashed` set.  Raises ModelError/DetectorError when the models cannot load."""
         ...
 
+    def warm_up(self) -> None:
+        """Load what analysing needs now, not with the first photo; raises ModelError/DetectorError."""
+        ...
+
     def release_idle(self) -> None:
         """Nothing to do for a while (the watcher): let go of what is cheap to start again."""
         ...
@@ -70,6 +74,10 @@ class LocalExecutor:
         paths = [p for p in paths if p not in isolate]
         if paths:
             yield from self._pooled(paths, known, self._workers_for(len(paths)))
+
+    def warm_up(self) -> None:
+        """One worker, loaded and checked (a running pool of any size will do)."""
+        self._open_pool(1)
 
     def release_idle(self) -> None:
         """A single worker stays (what the next few files would start again: the model load);

@@ -145,6 +145,9 @@ class FakeIndexer:
         self.calls.append(("remove", path))
         return 1
 
+    def warm_up(self) -> None:
+        pass
+
     def release_idle(self) -> None:
         pass
 

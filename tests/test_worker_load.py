@@ -62,11 +62,15 @@ def test_load_warnings_from_the_workers_are_said_once(run_cli, lib: Path, monkey
     assert len(said) == 1 and said[0].name == "indexer.vision.faces" and said[0].levelno == logging.WARNING
 
 
-def test_the_watcher_stops_with_the_same_line(lib: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("photos", [True, False])
+def test_the_watcher_stops_with_the_same_line(lib: Path, tmp_path: Path, photos: bool) -> None:
+    """At start, whether or not it found photos to analyse (not when the first one arrives)."""
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "indexer", "--db", str(tmp_path / "i.db"), "watch", str(lib),
+    root = lib if photos else tmp_path / "empty"
+    root.mkdir(exist_ok=True)
+    result = subprocess.run([sys.executable, "-m", "indexer", "--db", str(tmp_path / "i.db"), "watch", str(root),
                              "--detector", "yunet"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]

@@ -175,6 +175,9 @@ class Watcher:
         if self._rescan_at is not None:  # fell back already: the reconcile was the first rescan
             self._rescan_at = self.clock() + self.options.rescan
         self._recheck_at = self.clock() + self.options.recheck
+        # the first photo must not wait for the model to load, and a model that cannot load is
+        # said now, not when a photo first arrives
+        self.indexer.warm_up()
         self.ready.set()
 
     def _schedule(self, root: WatchedRoot) -> None:
