@@ -22,6 +22,7 @@ from indexer.config import Settings
 from indexer.domain import STATUS_ERROR
 from indexer.media.fingerprint import KnownPhoto
 from indexer.results import PhotoResult
+from indexer.vision.errors import ModelError
 from indexer.worker import analyze_in_worker, init_worker, worker_ready
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,6 @@ class LocalExecutor:
             said = [f.result() for f in [pool.submit(worker_ready) for _ in range(workers)]]
         except cf.process.BrokenProcessPool:
             pool.shutdown(wait=False, cancel_futures=True)
-            from indexer.vision.errors import ModelError
-
             raise ModelError("a worker process died while loading the emotion model and face detector "
                              "(out of memory?)") from None
         except BaseException:
