@@ -28,7 +28,7 @@ from indexer.media.fingerprint import KnownPhoto
 from indexer.worker import analyze_on_cluster, analyzer_identity
 
 if TYPE_CHECKING:
-    from indexer.pipeline import PhotoResult
+    from indexer.results import PhotoResult
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,12 @@ class DaskExecutor:
                 client.cancel(list(in_flight), force=True)
                 in_flight.clear()
 
+    def warm_up(self) -> None:
+        """Nothing: the cluster's workers load the model with their first photo."""
+
+    def release_idle(self) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -141,7 +147,7 @@ class DaskExecutor:
     @staticmethod
     def _result_of(fut, path: str) -> PhotoResult:  # noqa: ANN001
         """The photo's result, or an error result naming why the cluster could not produce one."""
-        from indexer.pipeline import PhotoResult
+        from indexer.results import PhotoResult
 
         try:
             return fut.result()

@@ -2,9 +2,9 @@
 
 The scan gives an executor paths (with the index's hash and orientation of changed files) and
 stores the `PhotoResult`s it yields, in whatever order they finish; it never knows where they were
-computed.  `LocalExecutor` is the one we have: in-process for a handful of files, else a pool of
-spawned worker processes that survives a worker dying.  A Dask (or other cluster) executor is a
-second class with the same two methods.
+computed.  `LocalExecutor` is the one we have: a pool of spawned worker processes that survives a
+worker dying, never this process (a decoder that segfaults would take the run, or the watcher,
+with it).  A Dask (or other cluster) executor is a second class with the same methods.
 """
 
 from __future__ import annotations
@@ -16,19 +16,18 @@ import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from indexer.config import Settings
 from indexer.domain import STATUS_ERROR
 from indexer.media.fingerprint import KnownPhoto
-from indexer.worker import analyze_in_worker, init_worker
-
-if TYPE_CHECKING:  # the pipeline imports OpenCV: loaded when the first photo needs it
-    from indexer.pipeline import PhotoResult
+from indexer.results import PhotoResult
+from indexer.vision.errors import ModelError
+from indexer.worker import analyze_in_worker, init_worker, worker_ready
 
 log = logging.getLogger(__name__)
 
-IN_PROCESS_BELOW = 4   # fewer files than this are analysed in-process: a pool's start-up costs more
+ONE_WORKER_BELOW = 4   # fewer files than this go to one worker: starting more costs more than they save
 QUEUED_PER_WORKER = 4  # tasks submitted ahead per worker, so none idles between photos
 
 
@@ -41,64 +40,99 @@ class Executor(Protocol):
         died has `crashed` set.  Raises ModelError/DetectorError when the models cannot load."""
         ...
 
+    def warm_up(self) -> None:
+        """Load what analysing needs now, not with the first photo; raises ModelError/DetectorError."""
+        ...
+
+    def release_idle(self) -> None:
+        """Nothing to do for a while (the watcher): let go of what is cheap to start again."""
+        ...
+
     def close(self) -> None:
         """Let go of workers (idempotent); the next `results` starts them again."""
         ...
 
 
 class LocalExecutor:
-    """This machine: in-process for one worker or a few files, else `settings.workers` processes."""
+    """This machine: one worker process for -j 1 or a few files, else `settings.workers` of them.
+
+    The pool is kept between `results` calls (the watcher's events pay the model load once), and
+    checked when it starts: a model or detector that does not load is the caller's ModelError or
+    DetectorError, with the message the worker got."""
 
     def __init__(self, settings: Settings, stop: threading.Event) -> None:
         self.settings = settings
         self.stop = stop
-        self._analyzer = None
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._pool_size = 0
 
     def results(self, paths: Sequence[str], known: Mapping[str, KnownPhoto],
                 isolate: AbstractSet[str] = frozenset()) -> Iterator[PhotoResult]:
-        if self._analyzer is None:  # also checks, here and clearly, that the model and detector load
-            from indexer.pipeline import Analyzer
-
-            self._analyzer = Analyzer.from_settings(self.settings)
-        for p in [p for p in paths if p in isolate]:  # never in this process: it may kill it
+        for p in [p for p in paths if p in isolate]:
             if self.stop.is_set():
                 return
             yield self._alone(p, known)
         paths = [p for p in paths if p not in isolate]
-        if not paths:
-            return
-        workers = max(1, min(self.settings.workers, len(paths)))
-        if workers == 1 or len(paths) < IN_PROCESS_BELOW:
-            for p in paths:
-                if self.stop.is_set():
-                    return
-                yield self._analyzer.analyze(p, known=known.get(p))
-            return
-        yield from self._pooled(paths, known, workers)
+        if paths:
+            yield from self._pooled(paths, known, self._workers_for(len(paths)))
+
+    def warm_up(self) -> None:
+        """One worker, loaded and checked (a running pool of any size will do)."""
+        self._open_pool(1)
+
+    def release_idle(self) -> None:
+        """A single worker stays (what the next few files would start again: the model load);
+        a larger pool gives its memory back."""
+        if self._pool_size > 1:
+            self.close()
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            self._pool, self._pool_size = None, 0
+
+    def _workers_for(self, files: int) -> int:
+        if self.settings.workers <= 1 or files < ONE_WORKER_BELOW:
+            return 1
+        return min(self.settings.workers, files)
 
     def _new_pool(self, workers: int) -> cf.ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
         return cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
                                       initargs=(self.settings, os.getpid()))
 
+    def _open_pool(self, workers: int) -> cf.ProcessPoolExecutor:
+        """The running pool if it has enough workers, else a new one whose workers loaded the
+        model and detector (checked here, so that a load failure stops the run before any photo)."""
+        if self._pool is not None and self._pool_size >= workers:
+            return self._pool
+        self.close()
+        pool = self._new_pool(workers)
+        try:
+            # one check per worker: each submit starts a process, so they all load at once
+            said = [f.result() for f in [pool.submit(worker_ready) for _ in range(workers)]]
+        except cf.process.BrokenProcessPool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise ModelError("a worker process died while loading the emotion model and face detector "
+                             "(out of memory?)") from None
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        for name, message in dict.fromkeys(line for lines in said for line in lines):  # once, not once per worker
+            logging.getLogger(name).warning("%s", message)
+        self._pool, self._pool_size = pool, workers
+        return pool
+
     def _pooled(self, paths: Sequence[str], known: Mapping[str, KnownPhoto], workers: int) -> Iterator[PhotoResult]:
         pending: dict[cf.Future, str] = {}
         queue = iter(paths)
         try:
             while True:
-                if self._pool is None:
-                    self._pool = self._new_pool(workers)
                 while len(pending) < workers * QUEUED_PER_WORKER and not self.stop.is_set():
                     nxt = next(queue, None)
                     if nxt is None:
                         break
-                    pending[self._pool.submit(analyze_in_worker, nxt, known.get(nxt))] = nxt
+                    pending[self._open_pool(workers).submit(analyze_in_worker, nxt, known.get(nxt))] = nxt
                 if not pending:
                     return
                 done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
@@ -122,14 +156,12 @@ class LocalExecutor:
         suspects = [path, *pending.values()]
         pending.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
+        self._pool, self._pool_size = None, 0
         for p in suspects:
             yield self._alone(p, known)
 
     def _alone(self, path: str, known: Mapping[str, KnownPhoto]) -> PhotoResult:
         """`path` analysed in a fresh worker of its own; `crashed` when that worker dies too."""
-        from indexer.pipeline import PhotoResult
-
         with self._new_pool(1) as solo:
             try:
                 return solo.submit(analyze_in_worker, path, known.get(path)).result()

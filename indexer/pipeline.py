@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from indexer.config import DEFAULT_MAX_FILE_BYTES, Settings
-from indexer.domain import CLASSES, DEFAULT_MIN_FACE, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
+from indexer.domain import DEFAULT_MIN_FACE, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED
 from indexer.media.capture import capture_messages, library_stderr
 from indexer.media.dates import date_taken
 from indexer.media.decode import DecodeError, MissingExtra, decode
 from indexer.media.exif import read_exif
 from indexer.media.fingerprint import KnownPhoto, fingerprint
-from indexer.media.regions import NamedRegion, named_regions
+from indexer.media.regions import named_regions
 from indexer.media.source import UnreadablePhoto, read_photo
-from indexer.media.tagstate import TagVerdicts, tag_verdicts
+from indexer.media.tagstate import tag_verdicts
+from indexer.results import FaceResult, PhotoResult
 from indexer.vision.crop import FACE_MARGIN, FACE_MARGINS, crop_faces
 from indexer.vision.faces import Detection
 
@@ -39,58 +39,6 @@ MIN_FACE_ANALYSIS_PX = DEFAULT_MIN_FACE  # the `min_face` setting's default (ind
 # (`python benchmarks/index_bench.py --photos 60 --sweep`).  On ONNX Runtime 800 px costs
 # ~7 ms per photo on one core, 1.7 ms more than 720 px: worth 1.6 points of recall.
 DETECT_LONG_SIDE = 800
-
-
-@dataclass(frozen=True)
-class FaceResult:
-    box: tuple[int, int, int, int]          # x, y, w, h in displayed full-resolution pixels
-    confidence: float
-    scores: tuple[float, ...]               # probabilities in CLASSES order
-
-    @property
-    def emotion(self) -> str:
-        return CLASSES[int(np.argmax(self.scores))]
-
-    @property
-    def score(self) -> float:
-        return float(max(self.scores))
-
-    def as_dict(self) -> dict:
-        return {"box": list(self.box), "confidence": round(self.confidence, 4), "emotion": self.emotion,
-                "scores": {c: round(float(s), 4) for c, s in zip(CLASSES, self.scores, strict=True)}}
-
-
-@dataclass(frozen=True)
-class PhotoResult:
-    path: str
-    size: int
-    mtime_ns: int
-    status: str                              # STATUS_OK | STATUS_ERROR | STATUS_SKIPPED
-    error: str | None = None
-    content_hash: str | None = None
-    taken_at: datetime | None = None
-    date_source: str | None = None           # exif | sidecar | xmp | file (media.dates)
-    utc_offset_min: int | None = None
-    camera: str | None = None
-    width: int | None = None
-    height: int | None = None
-    orientation: int | None = None
-    faces: tuple[FaceResult, ...] = field(default_factory=tuple)
-    detector: str | None = None
-    model_version: str | None = None
-    # the file changed but not its pixels (a metadata edit): EXIF fields are new, the faces
-    # found before still hold, and no model ran
-    pixels_unchanged: bool = False
-    # what libraries printed while this file was read (libjpeg's "Corrupt JPEG data: ...", exifread,
-    # Pillow), and metadata we could not read (a malformed sidecar): short lines, never on the terminal
-    warnings: tuple[str, ...] = ()
-    # named face regions from the sidecar or the file's XMP (media.regions), in the displayed frame
-    regions: tuple[NamedRegion, ...] = ()
-    # emotion tags the user added or removed in a photo manager (media.tagstate): corrections
-    tags: TagVerdicts = TagVerdicts()
-    # the process analysing it died (set by the executor, never by the pipeline itself): the scan
-    # records STATUS_RETRY the first time, STATUS_ERROR when it happens again on the retry
-    crashed: bool = False
 
 
 class Analyzer:

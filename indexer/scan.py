@@ -156,6 +156,14 @@ class Indexer:
         """A file or folder deleted: its photos become tombstones (so a later move back finds them)."""
         return repo.remove_path(self.engine, normalise_path(path))
 
+    def warm_up(self) -> None:
+        """Have the analysis ready before photos arrive (`Executor.warm_up`): the watcher's start."""
+        self.executor.warm_up()
+
+    def release_idle(self) -> None:
+        """The watcher has had nothing to do for a while (`Executor.release_idle`)."""
+        self.executor.release_idle()
+
     def close(self) -> None:
         self.executor.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pathspec
 
-from indexer.media.decode import SUPPORTED_EXTENSIONS
+from indexer.media.formats import SUPPORTED_EXTENSIONS
 
 log = logging.getLogger(__name__)
 IGNORE_FILE = ".moodignore"

@@ -17,23 +17,52 @@ from indexer.lifeline import die_with_parent
 from indexer.media.fingerprint import KnownPhoto
 
 _ANALYZER = None
+_LOAD_ERROR: Exception | None = None  # why the model or detector did not load here (raised, not lost)
+_LOAD_WARNINGS: tuple[tuple[str, str], ...] = ()  # (logger, message) said while loading
+
+
+class _Heard(logging.Handler):
+    """Keeps what the loaders log (a detector falling back to OpenCV, LiteRT's stderr), so that
+    the parent says it once: this process has no terminal of its own to say it on."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.name, record.getMessage()))
 
 
 def init_worker(settings: Settings, parent_pid: int | None = None) -> None:
-    global _ANALYZER
+    global _ANALYZER, _LOAD_ERROR, _LOAD_WARNINGS
     if parent_pid is not None:  # first: a kill -9 of moodindex must not leave us behind (lifeline.py)
         die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    # Load-time warnings (a detector falling back to OpenCV, LiteRT's stderr) were already said once
-    # by the parent, which loads the same Analyzer before starting us; per-photo problems come
-    # back as results, not log lines.
-    logging.getLogger("indexer").setLevel(logging.ERROR)
     import cv2
 
     cv2.setNumThreads(1)  # one worker per core already: OpenCV's own threads would only contend
     from indexer.pipeline import Analyzer
 
-    _ANALYZER = Analyzer.from_settings(settings)
+    logger, heard = logging.getLogger("indexer"), _Heard()
+    logger.addHandler(heard)
+    try:
+        _ANALYZER = Analyzer.from_settings(settings)
+    except Exception as exc:  # noqa: BLE001 (an initializer that raises breaks the pool and loses the message)
+        _LOAD_ERROR = exc
+    finally:
+        logger.removeHandler(heard)
+        # per-photo problems come back as results, not log lines
+        logger.setLevel(logging.ERROR)
+    _LOAD_WARNINGS = tuple(heard.lines)
+
+
+def worker_ready() -> tuple[tuple[str, str], ...]:
+    """Asked by the parent before it hands over photos: raises the ModelError/DetectorError (or
+    other error) the load failed with, so the user reads the same line as from a load in the
+    parent; else returns the warnings said while loading, for the parent to log."""
+    if _LOAD_ERROR is not None:
+        raise _LOAD_ERROR
+    return _LOAD_WARNINGS
 
 
 # Tests only: a worker given a file of this name SIGKILLs itself, as the OOM killer would.  A real
@@ -45,6 +74,8 @@ def analyze_in_worker(path: str, known: KnownPhoto | None):  # noqa: ANN201 (Pho
     doomed = os.environ.get(KILL_ON_ENV)
     if doomed and os.path.basename(path) == doomed:
         os.kill(os.getpid(), signal.SIGKILL)
+    if _LOAD_ERROR is not None:
+        raise _LOAD_ERROR
     return _ANALYZER.analyze(path, known=known)
 
 

@@ -164,3 +164,15 @@ def yunet_installed(yunet_onnx: Path) -> Path:
     from indexer.vision.detector_install import add_yunet
 
     return add_yunet(yunet_onnx)
+
+
+@pytest.fixture()
+def worker_spy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 (tests.worker_spy.WorkerSpy)
+    """What the real worker processes analysed, detected, predicted and loaded (tests/worker_spy.py).
+    Photos are never analysed in the test's own process: patching there would count nothing."""
+    from tests.worker_spy import SPY_LOG_ENV, WorkerSpy, init_spying_worker
+
+    log = tmp_path / "worker-spy.jsonl"
+    monkeypatch.setenv(SPY_LOG_ENV, str(log))
+    monkeypatch.setattr("indexer.executor.init_worker", init_spying_worker)
+    return WorkerSpy(log)

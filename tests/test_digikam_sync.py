@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -246,3 +247,19 @@ def test_backups_are_rotated(library: dict) -> None:
     kept = sorted(p for p in db.parent.glob(f"{db.name}.moodindex-backup-*") if p != foreign)
     assert kept == sorted(made[-digikam.BACKUPS_KEPT:])
     assert foreign.read_text() == "mine"
+
+
+def test_a_name_that_is_not_utf8_is_reported_as_one_digikam_cannot_scan(library: dict) -> None:
+    """digiKam (Qt 5 and 6) skips directory entries whose names are not UTF-8: such a photo has
+    no row there.  The report says why it was not matched, instead of one more "not in digiKam"."""
+    root = library["root"]
+    latin1 = root / os.fsdecode(b"caf\xe9.jpg")  # a Latin-1 name from an old Windows archive
+    latin1.write_bytes(b"\xff\xd8\xff\xd9")
+    with session_scope(library["engine"]) as s:
+        add_photo(s, latin1, root, [("happy", 0.9)])
+    report = digikam.sync(library["db"], photos(library["engine"]), running=no_digikam)
+    assert (report.matched, report.not_in_digikam, report.not_utf8) == (3, 2, 1)  # d.jpg and café
+    assert "(2 not in digiKam, 1 of them named in bytes that are not UTF-8, which digiKam cannot scan)" in \
+        report.line()
+    assert digikam.name_digikam_can_scan(str(root / "d.jpg")) and digikam.name_digikam_can_scan(str(root / "é.jpg"))
+    assert not digikam.name_digikam_can_scan(str(latin1))

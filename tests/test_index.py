@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from indexer.db.models import Face, Photo
 from indexer.db.session import open_db
-from indexer.pipeline import Analyzer
 from tests.photo_factory import background, compose, dev_faces, iou, write_photo
 
 
@@ -96,26 +95,31 @@ def test_boxes_are_where_the_faces_are(run_cli, tmp_path, dev_faces_dir, db_loca
         assert max(iou(box, g) for g in got) > 0.5
 
 
-def test_rerun_skips_unchanged_without_loading_models(run_cli, library, monkeypatch):
+def test_rerun_skips_unchanged_without_loading_models(run_cli, library, monkeypatch, worker_spy):
     _summary(run_cli("index", library, "--format", "json"))
+    assert worker_spy.loads >= 1 and len(worker_spy.analysed) == 7
+    worker_spy.reset()
 
     def no_models(*a, **k):
         raise AssertionError("an unchanged library must not load any model")
 
-    monkeypatch.setattr("indexer.pipeline.Analyzer.__init__", no_models)
+    monkeypatch.setattr("indexer.pipeline.Analyzer.__init__", no_models)  # in this process: never
     summary = _summary(run_cli("index", library, "--format", "json"))
     assert summary["new"] == summary["changed"] == summary["failed"] == 0
     assert summary["unchanged"] == 7
+    assert worker_spy.loads == 0 and worker_spy.analysed == []  # no worker started either
 
 
-def test_moved_and_renamed_files_keep_results(run_cli, library, db_location, monkeypatch):
+def test_moved_and_renamed_files_keep_results(run_cli, library, db_location, monkeypatch, worker_spy):
     _summary(run_cli("index", library, "--format", "json"))
     before = _rows(db_location)[str(library / "2019" / "party.jpg")]
     (library / "albums").mkdir()
     shutil.move(library / "2019" / "party.jpg", library / "albums" / "best party.jpg")
+    worker_spy.reset()
     monkeypatch.setattr("indexer.pipeline.Analyzer.__init__", lambda *a, **k: pytest.fail("moves run no model"))
     summary = _summary(run_cli("index", library, "--format", "json"))
     assert summary["moved"] == 1 and summary["deleted"] == 0 and summary["new"] == 0
+    assert worker_spy.loads == 0 and worker_spy.analysed == []
     rows = _rows(db_location)
     after = rows[str(library / "albums" / "best party.jpg")]
     assert after.id == before.id and after.face_count == 2
@@ -155,22 +159,13 @@ def test_changed_file_is_reanalysed_and_force_redoes_all(run_cli, library):
     assert summary["changed"] + summary["failed"] == 7
 
 
-def test_a_detector_failure_is_that_photo_s_error(run_cli, library, db_location, monkeypatch):
+def test_a_detector_failure_is_that_photo_s_error(run_cli, library, db_location, monkeypatch, worker_spy):
     """A runtime error inside detection or the model (ONNX Runtime, LiteRT) fails one photo, not the run."""
-    real_analyze, real_faces_in = Analyzer.analyze, Analyzer.faces_in
+    from tests.worker_spy import FAIL_FACES_ENV
 
-    def analyze(self, path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        self.current = str(path)
-        return real_analyze(self, path, *args, **kwargs)
-
-    def faces_in(self, image, scale=1.0):  # noqa: ANN001, ANN202
-        if self.current.endswith("rain.jpg"):
-            raise RuntimeError("onnxruntime: bad allocation")
-        return real_faces_in(self, image, scale)
-
-    monkeypatch.setattr(Analyzer, "analyze", analyze)
-    monkeypatch.setattr(Analyzer, "faces_in", faces_in)
+    monkeypatch.setenv(FAIL_FACES_ENV, "rain.jpg")  # raised inside the worker's detection
     summary = _summary(run_cli("index", library, "--workers", "1", "--format", "json"))  # exit 0
+    assert str(library / "2019" / "rain.jpg") in worker_spy.detected
     rows = {Path(p).name: r for p, r in _rows(db_location).items()}
     assert rows["rain.jpg"].status == "error"
     assert rows["rain.jpg"].error == "face analysis failed: RuntimeError: onnxruntime: bad allocation"
@@ -320,16 +315,18 @@ def _exiftool(*args: str) -> None:
     subprocess.run([need_exiftool(), "-q", "-overwrite_original", *args], check=True)
 
 
-def test_metadata_edit_keeps_faces_and_reads_the_new_date(run_cli, library, db_location, monkeypatch):
+def test_metadata_edit_keeps_faces_and_reads_the_new_date(run_cli, library, db_location, worker_spy):
     """digiKam or exiftool writing into a JPEG or PNG changes its bytes, not its pixels: no model runs."""
     party, beach = library / "2019" / "party.jpg", library / "2021" / "beach.png"
     _summary(run_cli("index", library, "--format", "json"))
     before, beach_before = _rows(db_location)[str(party)], _rows(db_location)[str(beach)]
     _exiftool("-XMP-digiKam:TagsList=People/Friends", "-DateTimeOriginal=2019:07:15 10:00:00", str(party))
     _exiftool("-XMP-dc:Subject=Beach", str(beach))
-    monkeypatch.setattr("indexer.pipeline.Analyzer.faces_in", lambda *a, **k: pytest.fail("pixels did not change"))
+    worker_spy.reset()
     summary = _summary(run_cli("index", library, "--format", "json"))
     assert summary["changed"] == summary["metadata_only"] == 2 and summary["failed"] == 0
+    assert sorted(worker_spy.analysed) == sorted([str(party), str(beach)])
+    assert worker_spy.detected == [] and worker_spy.predicted == [], "pixels did not change: no model runs"
     beach_after = _rows(db_location)[str(beach)]
     assert beach_after.size == beach.stat().st_size and beach_after.face_count == beach_before.face_count >= 1
     after = _rows(db_location)[str(party)]

@@ -76,3 +76,27 @@ def test_commands_on_an_existing_index_load_no_vision_library_and_no_alembic(tmp
                          text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert not loaded & {*HEAVY, "numpy", "alembic"}, sorted(loaded & {*HEAVY, "numpy", "alembic"})
+
+
+INDEX_PROBE = """
+import json, sys
+from click.testing import CliRunner
+from indexer.cli import main
+result = CliRunner().invoke(main, ["--db", sys.argv[1], "index", sys.argv[2], "-j", "1", "--format", "json"])
+assert result.exit_code == 0, result.output
+assert json.loads(result.stdout)["new"] == 2, result.output
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def test_index_leaves_vision_to_its_workers(tmp_path: Path) -> None:
+    """The photos are analysed in worker processes; the process that walks and stores loads neither
+    OpenCV, numpy nor a model runtime (~0.5 s of every short run, and the watcher's memory)."""
+    from tests.photo_factory import background, write_photo
+
+    for i in range(2):
+        write_photo(tmp_path / "lib" / f"p{i}.jpg", background(320, 240, seed=i))
+    out = subprocess.run([sys.executable, "-c", INDEX_PROBE, str(tmp_path / "index.db"), str(tmp_path / "lib")],
+                         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert not loaded & {"numpy", *HEAVY}, sorted(loaded & {"numpy", *HEAVY})

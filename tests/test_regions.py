@@ -228,7 +228,7 @@ def test_index_matches_names_on_a_rotated_photo(run_cli, tmp_path, db_path, yune
 
 
 def test_names_added_by_a_metadata_edit_run_no_model(run_cli, tmp_path, db_path, yunet_installed, two_faces,
-                                                     monkeypatch):
+                                                     worker_spy):
     """Lightroom writes names into the JPEG: the pixels are the same, so the faces stay (same rows)
     and only the names are read."""
     img, boxes = two_faces
@@ -237,10 +237,10 @@ def test_names_added_by_a_metadata_edit_run_no_model(run_cli, tmp_path, db_path,
     before, face_ids = _people(db_path, path)
     assert before == {} and len(face_ids) == 2
     exiftool(path, mwg_arg([("anna lind", _normalised(boxes[0], 2400, 1800))], (2400, 1800)))
-    monkeypatch.setattr("indexer.vision.emotion.EmotionModel.predict",
-                        lambda *a, **k: pytest.fail("a metadata edit must not run the model"))
+    worker_spy.reset()
     summary = _index(run_cli, path.parent)
     assert summary["metadata_only"] == 1
+    assert worker_spy.analysed == [str(path)] and worker_spy.predicted == [], "a metadata edit must not run the model"
     after, ids_after = _people(db_path, path)
     assert after == {"anna lind": 0} and ids_after == face_ids
 

@@ -4,6 +4,7 @@ the worker processes, `classify`, `tag-file`, `tag`)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -121,21 +122,17 @@ def test_db_and_roots_come_from_the_config_file(tmp_path: Path, face_photos: lis
     assert status["db"] == str(db) and status["photos"] == len(face_photos)
 
 
-@pytest.mark.parametrize(("workers", "in_process"), [(1, 4), (2, 0)])
-def test_workers_setting_decides_where_photos_are_analysed(run_cli, tmp_path, face_photos, monkeypatch,
-                                                           workers, in_process) -> None:
-    calls: list[str] = []
-    original = Analyzer.analyze
-
-    def counting(self, path, st=None, known=None):  # noqa: ANN001, ANN202
-        calls.append(str(path))
-        return original(self, path, st, known)
-
-    monkeypatch.setattr(Analyzer, "analyze", counting)  # only this process is patched, not spawned workers
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_setting_decides_how_many_processes_analyse(run_cli, tmp_path, face_photos, worker_spy,
+                                                            workers) -> None:
+    """Never this process (a decoder crash would end the run): `workers` worker processes, one for -j 1."""
     res = run_cli("--config", _config(tmp_path, detector="haar", workers=workers), "index", face_photos[0].parent,
                   "--format", "json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["new"] == 4 and len(calls) == in_process
+    assert json.loads(res.stdout)["new"] == 4
+    assert sorted(worker_spy.analysed) == sorted(map(str, face_photos))
+    assert worker_spy.loads == workers and len(worker_spy.pids) <= workers
+    assert os.getpid() not in worker_spy.pids
 
 
 def test_model_setting_reaches_model_info(tmp_path: Path) -> None:

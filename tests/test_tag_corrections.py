@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,9 +60,13 @@ def digikam_replaces(target: Path, old: str, new: str) -> None:
              f"-XMP-microsoft:LastKeywordXMP+=Emotion/{new}", f"-XMP-dc:Subject+={new}")
 
 
-def no_model(monkeypatch) -> None:
-    monkeypatch.setattr("indexer.vision.emotion.EmotionModel.predict",
-                        lambda *a, **k: pytest.fail("a metadata-only edit must not run the model"))
+@contextmanager
+def no_model(worker_spy) -> Iterator[None]:  # noqa: ANN001 (tests.worker_spy.WorkerSpy)
+    """The index run inside analyses in workers (as always) but runs neither detector nor model."""
+    worker_spy.reset()
+    yield
+    assert worker_spy.analysed, "the edited photo was not read again"
+    assert worker_spy.detected == worker_spy.predicted == [], "a metadata-only edit must not run the model"
 
 
 @pytest.fixture()
@@ -79,7 +85,7 @@ def _faces(run_cli, photo: Path) -> list[tuple[str, bool]]:
     return [(f["emotion"], f["corrected"]) for f in _json(run_cli, "show", photo, "--format", "json")["face_details"]]
 
 
-def test_a_tag_removed_in_darktable_corrects_the_one_face(run_cli, one_face, monkeypatch):
+def test_a_tag_removed_in_darktable_corrects_the_one_face(run_cli, one_face, worker_spy):
     _index(run_cli, one_face.parent)
     assert _faces(run_cli, one_face) == [("happy", False)]
     assert run_cli("tag", "--min-score", LOW).exit_code == 0
@@ -88,8 +94,8 @@ def test_a_tag_removed_in_darktable_corrects_the_one_face(run_cli, one_face, mon
     assert _index(run_cli, one_face.parent)["unchanged"] == 1  # our own sidecar write is not read again
 
     darktable_removes(sidecar, "Happy")
-    no_model(monkeypatch)
-    summary = _index(run_cli, one_face.parent)
+    with no_model(worker_spy):
+        summary = _index(run_cli, one_face.parent)
     assert summary["metadata_only"] == 1 and summary["unchanged"] == 0
     [(emotion, corrected)] = _faces(run_cli, one_face)
     assert emotion != "happy" and corrected
@@ -99,7 +105,6 @@ def test_a_tag_removed_in_darktable_corrects_the_one_face(run_cli, one_face, mon
 
     # re-tagging takes our other Happy values away (the face is no longer happy) and never puts
     # the removed one back; the correction holds through the next index and a forced re-analysis
-    monkeypatch.undo()
     assert run_cli("tag", "--min-score", LOW).exit_code == 0
     after = tags_in(sidecar)
     assert not [v for vs in after.values() for v in vs if "Happy" in v], after
@@ -110,7 +115,7 @@ def test_a_tag_removed_in_darktable_corrects_the_one_face(run_cli, one_face, mon
     assert len(_json(run_cli, "corrections", "--format", "json")) == 1
 
 
-def test_a_tag_replaced_in_digikam_corrects_the_whole_group_photo(run_cli, two_faces, monkeypatch):
+def test_a_tag_replaced_in_digikam_corrects_the_whole_group_photo(run_cli, two_faces, worker_spy):
     _index(run_cli, two_faces.parent)
     assert _faces(run_cli, two_faces) == [("happy", False), ("happy", False)]
     assert run_cli("tag", "--min-score", LOW).exit_code == 0
@@ -118,8 +123,8 @@ def test_a_tag_replaced_in_digikam_corrects_the_whole_group_photo(run_cli, two_f
     _index(run_cli, two_faces.parent)
 
     digikam_replaces(sidecar, "Happy", "Surprise")
-    no_model(monkeypatch)
-    assert _index(run_cli, two_faces.parent)["metadata_only"] == 1
+    with no_model(worker_spy):
+        assert _index(run_cli, two_faces.parent)["metadata_only"] == 1
     faces = _faces(run_cli, two_faces)
     assert [e for e, _ in faces].count("surprise") == 1 and "happy" not in [e for e, _ in faces]
     assert all(corrected for _, corrected in faces)
@@ -132,7 +137,6 @@ def test_a_tag_replaced_in_digikam_corrects_the_whole_group_photo(run_cli, two_f
         ("None", "happy", True), ("surprise", "None", True)]
 
     # the round trip: re-tagging keeps the user's Surprise (not ours to take) and adds no Happy
-    monkeypatch.undo()
     assert run_cli("tag", "--min-score", LOW).exit_code == 0
     after = tags_in(sidecar)
     assert "Emotion|Surprise" in after["XMP-lr:HierarchicalSubject"]
@@ -141,19 +145,19 @@ def test_a_tag_replaced_in_digikam_corrects_the_whole_group_photo(run_cli, two_f
     assert len(_json(run_cli, "corrections", "--format", "json")) == 2
 
 
-def test_an_in_file_tag_removed_is_read_without_the_models(run_cli, one_face, monkeypatch):
+def test_an_in_file_tag_removed_is_read_without_the_models(run_cli, one_face, worker_spy):
     """Tags embedded in the JPEG (tag --in-file), one taken out by a program that edits the file's
     own XMP: the file changes but not its pixels."""
     _index(run_cli, one_face.parent)
     assert run_cli("tag", "--in-file", "--min-score", LOW).exit_code == 0
     assert "Emotion|Happy" in tags_in(one_face)["XMP-lr:HierarchicalSubject"]
     exiftool(one_face, "-XMP-lr:HierarchicalSubject-=Emotion|Happy", "-XMP-digiKam:TagsList-=Emotion/Happy")
-    no_model(monkeypatch)
-    assert _index(run_cli, one_face.parent)["metadata_only"] == 1
+    with no_model(worker_spy):
+        assert _index(run_cli, one_face.parent)["metadata_only"] == 1
     assert _faces(run_cli, one_face)[0][0] != "happy"
 
 
-def test_names_in_a_new_sidecar_run_no_model(run_cli, two_faces, monkeypatch):
+def test_names_in_a_new_sidecar_run_no_model(run_cli, two_faces, worker_spy):
     """Item 1's promise for sidecars: the photo file is untouched, only IMG.xmp appears."""
     from test_regions import _normalised, mwg_arg
 
@@ -161,8 +165,8 @@ def test_names_in_a_new_sidecar_run_no_model(run_cli, two_faces, monkeypatch):
     boxes = [f["box"] for f in _json(run_cli, "show", two_faces, "--format", "json")["face_details"]]
     exiftool(two_faces.with_name("party.xmp"), mwg_arg([("Ben Okafor", _normalised(boxes[1], 2400, 1800))],
                                                         (2400, 1800)))
-    no_model(monkeypatch)
-    assert _index(run_cli, two_faces.parent)["metadata_only"] == 1
+    with no_model(worker_spy):
+        assert _index(run_cli, two_faces.parent)["metadata_only"] == 1
     assert [p["name"] for p in _json(run_cli, "people", "--format", "json")] == ["Ben Okafor"]
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,10 @@ from watchdog.observers import Observer
 
 from indexer.config import Settings
 from indexer.db.models import Face, Photo, Run
-from indexer.pipeline import Analyzer
 from indexer.scan import Indexer
 from indexer.watch import Watcher, WatchOptions
 from tests.polling import wait_for as poll
+from tests.worker_spy import Live
 
 DEADLINE = 30.0
 
@@ -50,21 +51,13 @@ def faces(dev_faces_dir: Path) -> list[Path]:
 
 
 @pytest.fixture()
-def analysed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every path the models ran on (workers=1: analysis runs in this process)."""
-    calls: list[str] = []
-    original = Analyzer.analyze
-
-    def counting(self, path, st=None, known=None):  # noqa: ANN001, ANN202
-        calls.append(str(path))
-        return original(self, path, st, known)
-
-    monkeypatch.setattr(Analyzer, "analyze", counting)
-    return calls
+def analysed(worker_spy) -> Sequence[str]:  # noqa: ANN001
+    """Every path the models ran on, as the watcher's worker process reports it (tests/worker_spy.py)."""
+    return Live(lambda: worker_spy.analysed)
 
 
 @pytest.fixture()
-def start(engine, db_location: Path | str, analysed: list[str]):  # noqa: ANN001, ANN201
+def start(engine, db_location: Path | str, analysed: Sequence[str]):  # noqa: ANN001, ANN201
     """start(roots, **options) -> a Watcher running in a thread, stopped (and checked) at teardown."""
     running: list[tuple[Watcher, threading.Thread]] = []
 
@@ -115,7 +108,7 @@ def test_new_photo_is_indexed_and_listed(start, engine, tmp_path: Path, faces: l
 
 
 def test_slow_write_is_indexed_once_when_complete(start, engine, tmp_path: Path, faces: list[Path],  # noqa: ANN001
-                                                  analysed: list[str]) -> None:
+                                                  analysed: Sequence[str]) -> None:
     root = tmp_path / "photos"
     root.mkdir()
     start([root], settle=0.3)
@@ -138,7 +131,7 @@ def test_slow_write_is_indexed_once_when_complete(start, engine, tmp_path: Path,
 
 
 def test_burst_is_batched_and_each_photo_analysed_once(start, engine, tmp_path: Path,  # noqa: ANN001
-                                                       faces: list[Path], analysed: list[str]) -> None:
+                                                       faces: list[Path], analysed: Sequence[str]) -> None:
     root = tmp_path / "photos"
     root.mkdir()
     watcher = start([root])
@@ -152,14 +145,8 @@ def test_burst_is_batched_and_each_photo_analysed_once(start, engine, tmp_path: 
 
 
 def test_sidecars_hidden_and_ignored_files_never_run_the_models(start, engine, tmp_path: Path,  # noqa: ANN001
-                                                                faces: list[Path], analysed: list[str],
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from indexer.vision.emotion import EmotionModel
-
-    predicted: list[int] = []  # faces per model call
-    real_predict = EmotionModel.predict
-    monkeypatch.setattr(EmotionModel, "predict", lambda self, crops: predicted.append(len(crops))
-                        or real_predict(self, crops))
+                                                                faces: list[Path], analysed: Sequence[str],
+                                                                worker_spy) -> None:  # noqa: ANN001
     root = tmp_path / "photos"
     (root / "skip").mkdir(parents=True)
     (root / ".moodignore").write_text("skip/\n")
@@ -179,12 +166,12 @@ def test_sidecars_hidden_and_ignored_files_never_run_the_models(start, engine, t
     wait_for(lambda: str(root / "sentinel.jpg") in ok_paths(engine), "the sentinel photo")
     # the sidecar's photo is read again for its names and tags, on the metadata-only path
     assert analysed == [str(root / "a.jpg"), str(root / "a.jpg"), str(root / "sentinel.jpg")]
-    assert predicted == [1, 1], "the models ran on a.jpg and the sentinel only"
+    assert worker_spy.predicted == [1, 1], "the models ran on a.jpg and the sentinel only"
     assert ok_paths(engine) == {str(root / "a.jpg"), str(root / "sentinel.jpg")}
 
 
 def test_moves_and_renames_keep_results_without_models(start, engine, tmp_path: Path,  # noqa: ANN001
-                                                       faces: list[Path], analysed: list[str]) -> None:
+                                                       faces: list[Path], analysed: Sequence[str]) -> None:
     root = tmp_path / "photos"
     (root / "album").mkdir(parents=True)
     shutil.copy(faces[0], root / "a.jpg")
@@ -205,7 +192,7 @@ def test_moves_and_renames_keep_results_without_models(start, engine, tmp_path: 
 
 
 def test_directory_rename_and_move_keep_results(start, engine, tmp_path: Path, faces: list[Path],  # noqa: ANN001
-                                                analysed: list[str]) -> None:
+                                                analysed: Sequence[str]) -> None:
     root = tmp_path / "photos"
     (root / "2024" / "trip" / "day1").mkdir(parents=True)
     for i in range(3):
@@ -226,7 +213,7 @@ def test_directory_rename_and_move_keep_results(start, engine, tmp_path: Path, f
 
 @pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")  # watchdog re-watching the folder
 def test_folder_moved_in_out_and_back(start, engine, tmp_path: Path, faces: list[Path],  # noqa: ANN001
-                                      analysed: list[str]) -> None:
+                                      analysed: Sequence[str]) -> None:
     root, outside = tmp_path / "photos", tmp_path / "elsewhere" / "card"
     root.mkdir()
     outside.mkdir(parents=True)
@@ -263,7 +250,7 @@ def test_deletes_remove_files_and_folders(start, engine, tmp_path: Path, faces: 
 
 def test_unmounted_root_is_paused_not_emptied_and_rescanned_when_back(start, engine, tmp_path: Path,  # noqa: ANN001
                                                                       faces: list[Path],
-                                                                      analysed: list[str]) -> None:
+                                                                      analysed: Sequence[str]) -> None:
     drive, parked = tmp_path / "media" / "disk", tmp_path / "parked"
     drive.mkdir(parents=True)
     for i in range(2):
@@ -359,7 +346,7 @@ def test_dead_watchdog_thread_falls_back(start, engine, tmp_path: Path, faces: l
     wait_for(lambda: str(root / "found.jpg") in ok_paths(engine), "a rescan to find the photo")
 
 
-def test_polling_observer(start, engine, tmp_path: Path, faces: list[Path], analysed: list[str]) -> None:  # noqa: ANN001
+def test_polling_observer(start, engine, tmp_path: Path, faces: list[Path], analysed: Sequence[str]) -> None:  # noqa: ANN001
     root = tmp_path / "share"
     root.mkdir()
     start([root], poll=0.2)

@@ -145,6 +145,12 @@ class FakeIndexer:
         self.calls.append(("remove", path))
         return 1
 
+    def warm_up(self) -> None:
+        pass
+
+    def release_idle(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

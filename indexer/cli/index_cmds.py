@@ -43,8 +43,7 @@ def index_cmd(app: AppContext, paths: tuple[Path, ...], workers: int | None, for
 
     from indexer.cluster import ClusterError
     from indexer.scan import Indexer
-    from indexer.vision.emotion import ModelError
-    from indexer.vision.faces import DetectorError
+    from indexer.vision.errors import DetectorError, ModelError
 
     settings = app.settings.with_overrides(workers=workers, detector=detector, cluster=cluster or None)
     roots = paths or settings.roots
@@ -179,8 +178,7 @@ def classify_cmd(app: AppContext, files: tuple[Path, ...], detector: str | None,
     file could not be analysed (each says why), 2 when one does not exist."""
     from indexer.paths import path_json
     from indexer.pipeline import Analyzer
-    from indexer.vision.emotion import ModelError
-    from indexer.vision.faces import DetectorError
+    from indexer.vision.errors import DetectorError, ModelError
 
     st = app.settings.with_overrides(detector=detector)
     try:

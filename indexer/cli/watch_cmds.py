@@ -54,8 +54,7 @@ def watch_cmd(app: AppContext, paths: tuple[Path, ...], poll: float | None, sett
     within seconds.  Logs one line per batch to stderr.  SIGTERM or Ctrl-C finishes the current
     photo and exits 0."""
     from indexer.scan import Indexer
-    from indexer.vision.emotion import ModelError
-    from indexer.vision.faces import DetectorError
+    from indexer.vision.errors import DetectorError, ModelError
     from indexer.watch import Watcher, WatchError, WatchOptions
 
     settings = app.settings.with_overrides(workers=workers, detector=detector)

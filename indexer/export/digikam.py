@@ -35,6 +35,7 @@ from urllib.parse import parse_qs
 from indexer.export.tagging import PhotoLike
 from indexer.export.tags import DEFAULT_MIN_SCORE, DEFAULT_PREFIX, check_tag_text, emotions_for_faces, label
 from indexer.media.regions import DigikamFace
+from indexer.paths import path_bytes
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class DigikamError(RuntimeError):
 class SyncReport:
     matched: int = 0
     not_in_digikam: int = 0
+    # of those, photos whose name is not UTF-8: digiKam cannot have them (`name_digikam_can_scan`)
+    not_utf8: int = 0
     added: int = 0
     removed: int = 0
     unchanged: int = 0
@@ -64,7 +67,9 @@ class SyncReport:
 
     def line(self) -> str:
         verb = "would add" if self.dry_run else "added"
-        text = (f"{self.matched} photos matched in digiKam ({self.not_in_digikam} not in digiKam); "
+        unscannable = (f", {self.not_utf8} of them named in bytes that are not UTF-8, which digiKam cannot scan"
+                       if self.not_utf8 else "")
+        text = (f"{self.matched} photos matched in digiKam ({self.not_in_digikam} not in digiKam{unscannable}); "
                 f"{verb} {self.added} tag assignments, {'would remove' if self.dry_run else 'removed'} "
                 f"{self.removed}, {self.unchanged} photos unchanged")
         if any(self.people.values()):
@@ -73,6 +78,20 @@ class SyncReport:
         if self.backup:
             text += f"; backup at {self.backup}"
         return text
+
+
+def name_digikam_can_scan(path: str) -> bool:
+    """False for a path whose bytes are not UTF-8 (a Latin-1 name from an old archive): digiKam's
+    collection scanner lists folders with Qt's QDir::entryInfoList, and Qt 5 and 6 skip every
+    directory entry whose name is not valid UTF-8 (qfilesystemiterator_unix.cpp, checkNameDecodable).
+    Such a photo, or any photo in such a folder, has no row in digiKam's database to match; and a
+    row could not be made to match either: Qt turns each bad byte into U+FFFD, so the name it would
+    hold is lossy (caf\xe9 and caf\xe8 are both "caf\ufffd") and opens no file."""
+    try:
+        path_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # -- where digiKam is and whether it runs ------------------------------------------------------
@@ -307,6 +326,7 @@ def _sync_rows(conn: sqlite3.Connection, photos: Iterable[PhotoLike], min_score:
         image_id = index.get(os.path.normpath(photo.path))
         if image_id is None:
             report.not_in_digikam += 1
+            report.not_utf8 += not name_digikam_can_scan(photo.path)
             continue
         report.matched += 1
         visited.add(image_id)

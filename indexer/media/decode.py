@@ -18,10 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-STANDARD_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp"})
-HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
-RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".nef", ".arw", ".dng", ".orf", ".rw2", ".raf"})
-SUPPORTED_EXTENSIONS = STANDARD_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS
+from indexer.media.formats import HEIF_EXTENSIONS, RAW_EXTENSIONS
 
 # Long side of the decoded image that faces are cropped from: a 150 px face in a 12 MP photo
 # is ~40 px here, close to the model's 48 px input.  JPEGs are decoded at the DCT scale

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from indexer.vision.crop import CLASSES, INPUT_SIZE, normalise
+from indexer.vision.errors import ModelError
 
 # where the shipped model lies is known without numpy or a runtime (vision/identity.py)
 from indexer.vision.identity import DEFAULT_MODEL_FILE, default_model_path  # noqa: F401
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 
 # Largest batch handed to the interpreter in one invoke; bigger inputs are chunked.
 MAX_BATCH = 64
-
-
-class ModelError(RuntimeError):
-    """The model cannot be used: missing, corrupt, wrong shape, or no TFLite runtime installed."""
 
 
 def _interpreter_class() -> tuple[type, str]:

@@ -24,15 +24,12 @@ import numpy as np
 
 from indexer.domain import DETECTOR_CHOICES
 from indexer.vision import yunet_ort
+from indexer.vision.errors import DetectorError
 
 # where YuNet lives and which detectors exist are known without OpenCV (vision/identity.py)
 from indexer.vision.identity import YUNET_FILE, available_detectors, yunet_path  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-
-class DetectorError(RuntimeError):
-    """A detector cannot be loaded; the message says how to get it."""
 
 
 @dataclass(frozen=True)

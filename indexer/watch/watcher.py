@@ -52,7 +52,7 @@ class WatchOptions:
     stall: float = 60.0          # a file open for writing this long without a write is indexed anyway
     max_delay: float = 2.0       # a continuous burst is still flushed this often
     max_batch: int = 256         # photos per batch (one log line each)
-    pool_idle: float = 120.0     # worker processes are stopped after this long without work
+    pool_idle: float = 120.0     # a pool of several workers is stopped after this long without work
 
     @property
     def quiet(self) -> float:
@@ -175,6 +175,9 @@ class Watcher:
         if self._rescan_at is not None:  # fell back already: the reconcile was the first rescan
             self._rescan_at = self.clock() + self.options.rescan
         self._recheck_at = self.clock() + self.options.recheck
+        # the first photo must not wait for the model to load, and a model that cannot load is
+        # said now, not when a photo first arrives
+        self.indexer.warm_up()
         self.ready.set()
 
     def _schedule(self, root: WatchedRoot) -> None:
@@ -316,7 +319,7 @@ class Watcher:
             self._rescan_at = self.clock() + self.options.rescan
         if self._release_at is not None and now >= self._release_at:
             self._release_at = None
-            self.indexer.close()  # idle: give the worker processes' memory back (a no-op without any)
+            self.indexer.release_idle()  # idle: give a large pool's memory back, keep one worker
 
     def _fall_back(self, why: str, now: float, keep_observer: bool = False) -> None:
         """Live events cannot be trusted any more: rescan now and every `rescan` seconds, said once."""
@@ -414,8 +417,7 @@ class Watcher:
                 self._index(ready, batch)
             self._failures = 0
         except Exception as exc:
-            from indexer.vision.emotion import ModelError
-            from indexer.vision.faces import DetectorError
+            from indexer.vision.errors import DetectorError, ModelError
 
             if isinstance(exc, (ModelError, DetectorError)):
                 raise
