@@ -54,7 +54,9 @@ def test_eval_500_validation_faces(fer_val: Path) -> None:
     r = json.loads(result.stdout)
     assert {"accuracy", "n", "per_class", "confusion", "ms_per_face"} <= set(r)
     assert r["n"] == 500
-    assert r["accuracy"] >= 0.60, f"accuracy {r['accuracy']} on 500 validation faces"
+    # FER-2013's own labels: 2.0 learns FER+'s reading of a face, which disagrees with them on about
+    # a third of the faces, so it scores ~61 % on them (the model card); 1.1 scored ~68 %
+    assert r["accuracy"] >= 0.55, f"accuracy {r['accuracy']} on 500 validation faces"
     cm = np.array(r["confusion"])
     assert cm.shape == (7, 7) and cm.sum() == 500
     assert np.trace(cm) / 500 == pytest.approx(r["accuracy"], abs=1e-4)
@@ -121,3 +123,23 @@ def test_eval_bad_limit(fer_val: Path) -> None:
     result = run("model", "eval", str(fer_val), "--limit", "0")
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_eval_against_ferplus_votes(fer_val: Path) -> None:
+    votes = fer_val.parents[1] / "ferplus" / "ferplus_val.npz"
+    if not votes.exists():
+        pytest.skip(f"{votes} not found")
+    result = run("model", "eval", str(fer_val), "--limit", "500", "--ferplus", str(votes), "--format", "json")
+    assert result.exit_code == 0, result.output
+    fp = json.loads(result.stdout)["ferplus_majority"]
+    assert 300 < fp["n"] < 500  # the sample's faces that have a clear FER+ majority (~75 %)
+    assert fp["accuracy"] >= 0.72, f"FER+ majority accuracy {fp['accuracy']} on {fp['n']} faces"
+    text = run("model", "eval", str(fer_val), "--limit", "500", "--ferplus", str(votes))
+    assert f"FER+ clear majority ({fp['n']} faces)" in text.stdout
+
+
+def test_eval_refuses_votes_of_another_file(fer_val: Path, tmp_path: Path) -> None:
+    votes = tmp_path / "votes.npz"
+    np.savez(votes, votes=np.zeros((10, 10), np.int16), columns=np.array(["neutral"] * 10))
+    assert_one_line_error(run("model", "eval", str(fer_val), "--ferplus", str(votes)),
+                          "10 rows of votes for a file of 3589 faces")

@@ -75,14 +75,18 @@ def info_cmd(app: AppContext, model_path: Path | None, fmt: str) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate a fixed random sample of N faces.")
 @click.option("--threads", type=click.IntRange(min=1), help="Interpreter threads [default: settings, 1].")
 @click.option("--tta/--no-tta", default=None, help="Horizontal-flip test-time augmentation [default: the model's].")
+@click.option("--ferplus", "ferplus_npz", type=click.Path(path_type=Path),
+              help="FER+ votes aligned with NPZ: also the accuracy on faces with a clear FER+ majority.")
 @click.pass_obj
 def eval_cmd(app: AppContext, npz: Path, model_path: Path | None, fmt: str, limit: int | None,
-             threads: int | None, tta: bool | None) -> None:
+             threads: int | None, tta: bool | None, ferplus_npz: Path | None) -> None:
     """Accuracy of the model on labelled faces in NPZ (`images` uint8 Nx48x48, `labels` 0..6)."""
-    from indexer.vision.evaluate import DatasetError, load_npz, summarise
+    from indexer.vision.evaluate import DatasetError, load_ferplus_majority, load_npz, summarise
 
     try:
         data = load_npz(npz, limit=limit)
+        n_file = int(load_npz(npz).labels.shape[0]) if ferplus_npz else 0
+        majority = load_ferplus_majority(ferplus_npz, data.rows, n_file) if ferplus_npz else None
     except DatasetError as exc:
         raise MoodindexError(str(exc)) from exc
     model = _load_model(app, model_path, threads)
@@ -94,6 +98,9 @@ def eval_cmd(app: AppContext, npz: Path, model_path: Path | None, fmt: str, limi
     result = summarise(data.labels, probs, model.classes)
     result.update(ms_per_face=round(1000.0 * seconds / len(data.images), 4), model=model.model_id, tta=use_tta,
                   threads=model.threads, file=str(npz))
+    if majority is not None:
+        clear = summarise(majority[majority >= 0], probs[majority >= 0], model.classes)
+        result["ferplus_majority"] = {k: clear[k] for k in ("n", "accuracy", "balanced_accuracy")}
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
         return
@@ -105,6 +112,9 @@ def _print_report(r: dict) -> None:
     click.echo(f"{r['file']}: {r['n']} faces, model {r['model']}{' (flip TTA)' if r['tta'] else ''}")
     click.echo(f"accuracy {100 * r['accuracy']:.2f}%  balanced {100 * r['balanced_accuracy']:.2f}%  "
                f"macro-F1 {r['macro_f1']:.3f}  {r['ms_per_face']:.3f} ms/face ({r['threads']} thread(s))")
+    if fp := r.get("ferplus_majority"):
+        click.echo(f"FER+ clear majority ({fp['n']} faces): accuracy {100 * fp['accuracy']:.2f}%  "
+                   f"balanced {100 * fp['balanced_accuracy']:.2f}%")
     click.echo("")
     click.echo(f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>7}{'n':>6}")
     for name in classes:

@@ -26,6 +26,7 @@ class DatasetError(ValueError):
 class LabelledFaces:
     images: np.ndarray  # (N, 48, 48) uint8
     labels: np.ndarray  # (N,) int64 in 0..6, CLASSES order
+    rows: np.ndarray    # (N,) each face's row in the file (a `limit` sample keeps a subset)
 
 
 def load_npz(path: Path, limit: int | None = None) -> LabelledFaces:
@@ -63,15 +64,31 @@ def load_npz(path: Path, limit: int | None = None) -> LabelledFaces:
     if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASSES)):
         raise DatasetError(f"{path}: labels must be in 0..{len(CLASSES) - 1}, "
                            f"found {int(labels.min())}..{int(labels.max())}")
+    rows = np.arange(len(images))
     if limit is not None:
         if limit < 1:
             raise DatasetError(f"limit must be positive, got {limit}")
         if limit < len(images):
-            keep = np.sort(np.random.default_rng(SAMPLE_SEED).choice(len(images), size=limit, replace=False))
-            images, labels = images[keep], labels[keep]
+            rows = np.sort(np.random.default_rng(SAMPLE_SEED).choice(len(images), size=limit, replace=False))
+            images, labels = images[rows], labels[rows]
     if len(images) == 0:
         raise DatasetError(f"{path}: no faces to evaluate")
-    return LabelledFaces(np.ascontiguousarray(images), labels.astype(np.int64))
+    return LabelledFaces(np.ascontiguousarray(images), labels.astype(np.int64), rows)
+
+
+def load_ferplus_majority(path: Path, rows: np.ndarray, n_file: int) -> np.ndarray:
+    """Each face's clear FER+ majority class (-1 where there is none) from a votes npz aligned
+    row by row with the faces' file (`votes`, `columns`), for the faces at `rows`."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            votes, columns = data["votes"], tuple(str(c) for c in data["columns"])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{path}: not a FER+ votes npz with 'votes' and 'columns' ({exc})") from exc
+    if votes.ndim != 2 or len(votes) != n_file:
+        raise DatasetError(f"{path}: {len(votes)} rows of votes for a file of {n_file} faces: "
+                           "the votes must be aligned row by row with the faces")
+    return ferplus_clear_majority(votes, columns)[rows]
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int = len(CLASSES)) -> np.ndarray:
