@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Row, Select, case, exists, func, null, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from indexer.db.models import Face, Person, Photo, PhotoPerson
+from indexer.db.path_index import narrowed_texts
 from indexer.domain import DATE_FILE, STATUS_OK, TRUSTED_DATE_SOURCES, date_is_estimated
+from indexer.paths import escape_path
 from indexer.query import filters
 from indexer.query.parse import Query
 
@@ -65,6 +67,13 @@ def photo_conditions(query: Query, exif_only: bool = False) -> list[ColumnElemen
     for flt in filters.FILTERS:
         conds.extend(flt.conditions(query))
     return conds
+
+
+def with_path_plan(session: Session, query: Query) -> Query:
+    """`query` with the path texts SQLite's trigram index should narrow (db/path_index.py)."""
+    if not query.paths:
+        return query
+    return replace(query, narrowed_paths=narrowed_texts(session, map(escape_path, query.paths)))
 
 
 def emotion_select(emotion: str, query: Query, min_score: float | None = None, exif_only: bool = False) -> Select:
@@ -223,6 +232,7 @@ def search(session: Session, query: Query, limit: int | None = 20, min_score: fl
     happiest", top:20) cuts the results too: the smaller of the two wins."""
     if query.top is not None:
         limit = query.top if not limit or limit <= 0 else min(limit, query.top)
+    query = with_path_plan(session, query)
     if query.emotions:
         ids = _ranked_by_emotion(session, query, limit, min_score, exif_only)
     else:
@@ -260,7 +270,7 @@ def count_matches(session: Session, query: Query, min_score: float | None = None
                   exif_only: bool = False) -> tuple[int, int]:
     """(photos matching `query`, how many of them are dated by file time), ignoring the count it
     asks for: what an empty result's explanation quotes for the query with one part dropped."""
-    conds = photo_conditions(query, exif_only)
+    conds = photo_conditions(with_path_plan(session, query), exif_only)
     threshold = _threshold(query, min_score)
     face_conds = [Face.photo_id == Photo.id]
     if query.emotions:
