@@ -13,7 +13,10 @@ own faces are ranked: "happy photos of Anna" is scored by Anna's smile, not a by
 
 Speed.  An emotion query reads faces best-first along the (emotion, score) index, one stream
 per asked emotion merged in Python, and stops as soon as `limit` distinct photos are found,
-instead of grouping and sorting every sad face in the library; a query without emotions walks
+instead of grouping and sorting every sad face in the library.  Which side a query starts from is
+counted, not guessed: up to FEW_PHOTOS matching photos, their faces are ranked directly; up to
+FROM_PHOTOS_MAX (a month of a large library), the streams read the matching photos and sort
+their faces; beyond that they walk the emotion's faces.  A query without emotions walks
 the (status, taken_at DESC, path) index newest first with LIMIT.  Only then are the ORM rows and
 faces of the photos returned loaded.  See `benchmarks/query_bench.py` (100,000 photos) and
 `benchmarks/query_scale.py` (1,000,000, SQLite and PostgreSQL) for figures and plans.
@@ -26,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, Select, case, exists, func, null, or_, select
+from sqlalchemy import ColumnElement, Row, Select, case, exists, func, literal_column, null, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from indexer.db.models import Face, Person, Photo, PhotoPerson
@@ -38,6 +41,7 @@ from indexer.query.parse import Query
 
 LOAD_CHUNK = 500  # photo ids per IN (...) when loading rows: far below SQLite's variable limit
 FEW_PHOTOS = 2000  # below this many candidate photos, rank their faces directly instead of streaming
+FROM_PHOTOS_MAX = 10_000  # up to this many, the face streams start from the photos, not the emotion's faces
 STREAM_PAGE_MAX = 4096  # rows in the largest page of a best-first face stream (the first has ~limit)
 
 
@@ -76,15 +80,23 @@ def with_path_plan(session: Session, query: Query) -> Query:
     return replace(query, narrowed_paths=narrowed_texts(session, map(escape_path, query.paths)))
 
 
-def emotion_select(emotion: str, query: Query, min_score: float | None = None, exif_only: bool = False) -> Select:
+def emotion_select(emotion: str, query: Query, min_score: float | None = None, exif_only: bool = False,
+                   from_photos: bool = False) -> Select:
     """Faces whose top class is `emotion` on matching photos, best first: (photo id, score, taken_at, path,
     face id).
 
     Ordered by the (emotion, score) index (ties by face id: SQLite's index ends with it, PostgreSQL
     sorts only the ties), so the database walks it backwards and `search` can stop reading as
-    soon as it has enough distinct photos."""
+    soon as it has enough distinct photos.  That walk reads about (rows wanted) x (photos) /
+    (matching photos) faces: with a few thousand matching photos in a million (a month),
+    thousands of faces, each with its photo looked up.  `from_photos` is for those: the emotion
+    test is made one the index cannot serve (`emotion || ''`, the idiom both databases know), so
+    the database reads the matching photos by their own index, their faces by ix_faces_photo,
+    and sorts those few; SQLite, without statistics, would otherwise always walk the emotion, and
+    PostgreSQL's estimate chose it for a common emotion too (2 s for "happy in March 2019")."""
     threshold = _threshold(query, min_score)
-    conds = [Face.emotion == emotion, *photo_conditions(query, exif_only)]
+    tested = Face.emotion.concat(literal_column("''")) if from_photos else Face.emotion
+    conds = [tested == emotion, *photo_conditions(query, exif_only)]
     if (named := _named_faces(query)) is not None:
         conds.append(Face.id.in_(named))
     if threshold is not None:
@@ -141,13 +153,17 @@ def _ranked_by_emotion(session: Session, query: Query, limit: int | None, min_sc
     """Photo ids in result order for a query with emotion words.
 
     When the photo filters leave few photos (a rare path, a short date range) their faces are
-    read directly; otherwise the best-first face streams are merged, which stops early."""
+    read directly; otherwise the best-first face streams are merged, which stops early, started
+    from the matching photos while they are at most FROM_PHOTOS_MAX (see emotion_select)."""
+    conds = photo_conditions(query, exif_only)
     candidates = session.connection().execute(
-        select(Photo.id, Photo.taken_at, Photo.path).where(*photo_conditions(query, exif_only)).limit(FEW_PHOTOS + 1)
-    ).all()
+        select(Photo.id, Photo.taken_at, Photo.path).where(*conds).limit(FEW_PHOTOS + 1)).all()
     if len(candidates) <= FEW_PHOTOS:
         return _rank_few(session, query, candidates, limit, min_score)
-    return _rank_streamed(session, query, limit, min_score, exif_only)
+    # counted in SQL, up to the bound: which side the face streams start from (emotion_select)
+    counted = select(func.count()).select_from(select(Photo.id).where(*conds).limit(FROM_PHOTOS_MAX + 1).subquery())
+    from_photos = session.connection().execute(counted).scalar_one() <= FROM_PHOTOS_MAX
+    return _rank_streamed(session, query, limit, min_score, exif_only, from_photos)
 
 
 def _order(best: dict[int, tuple[float, datetime | None, str]], limit: int | None) -> list[int]:
@@ -179,12 +195,12 @@ def _rank_few(session: Session, query: Query, candidates: Sequence[Row], limit: 
 
 
 def _rank_streamed(session: Session, query: Query, limit: int | None, min_score: float | None,
-                   exif_only: bool) -> list[int]:
+                   exif_only: bool, from_photos: bool = False) -> list[int]:
     """Merge one best-first stream per emotion; keep each photo's first (= highest) face; stop once
     `limit` photos are in hand and the next score is lower (rows tied with the last are kept so
     that ties are ordered by date without sorting every face)."""
     first = limit + limit // 2 + 4 if limit else STREAM_PAGE_MAX  # a photo has several faces: a margin
-    streams = [_best_first(session, emotion_select(e, query, min_score, exif_only), first)
+    streams = [_best_first(session, emotion_select(e, query, min_score, exif_only, from_photos), first)
                for e in query.emotions]
     rows = heapq.merge(*streams, key=lambda r: -r.score) if len(streams) > 1 else streams[0]
     best: dict[int, tuple[float, datetime | None, str]] = {}
