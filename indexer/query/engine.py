@@ -32,6 +32,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Row, Select, case, exists, func, literal_column, null, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from indexer.db import path_index
 from indexer.db.models import Face, Person, Photo, PhotoPerson
 from indexer.db.path_index import narrowed_texts
 from indexer.domain import DATE_FILE, STATUS_OK, TRUSTED_DATE_SOURCES, date_is_estimated
@@ -42,6 +43,7 @@ from indexer.query.parse import Query
 LOAD_CHUNK = 500  # photo ids per IN (...) when loading rows: far below SQLite's variable limit
 FEW_PHOTOS = 2000  # below this many candidate photos, rank their faces directly instead of streaming
 FROM_PHOTOS_MAX = 10_000  # up to this many, the face streams start from the photos, not the emotion's faces
+assert path_index.NARROW_MAX <= FROM_PHOTOS_MAX  # a narrowed path: few enough photos to start from
 STREAM_PAGE_MAX = 4096  # rows in the largest page of a best-first face stream (the first has ~limit)
 
 
@@ -160,10 +162,22 @@ def _ranked_by_emotion(session: Session, query: Query, limit: int | None, min_sc
         select(Photo.id, Photo.taken_at, Photo.path).where(*conds).limit(FEW_PHOTOS + 1)).all()
     if len(candidates) <= FEW_PHOTOS:
         return _rank_few(session, query, candidates, limit, min_score)
-    # counted in SQL, up to the bound: which side the face streams start from (emotion_select)
-    counted = select(func.count()).select_from(select(Photo.id).where(*conds).limit(FROM_PHOTOS_MAX + 1).subquery())
-    from_photos = session.connection().execute(counted).scalar_one() <= FROM_PHOTOS_MAX
-    return _rank_streamed(session, query, limit, min_score, exif_only, from_photos)
+    return _rank_streamed(session, query, limit, min_score, exif_only, _few_enough_to_start_from(session, query))
+
+
+def _few_enough_to_start_from(session: Session, query: Query) -> bool:
+    """Whether the face streams should start from the matching photos (emotion_select): at most
+    FROM_PHOTOS_MAX of them.  Counted, not guessed, and cheaply: a path the trigram index narrows
+    is in at most path_index.NARROW_MAX photos already; a date range is counted on the (status,
+    taken_at) index alone, stopping past the bound, without reading a row (its photos are what
+    that plan reads); other filters (faces, people) rarely leave so few, and are not counted."""
+    if query.narrowed_paths:
+        return True
+    if query.start is None and query.end is None:
+        return False
+    dated = select(Photo.id).where(Photo.status == STATUS_OK, *filters.filter_for("date").conditions(query))
+    counted = select(func.count()).select_from(dated.limit(FROM_PHOTOS_MAX + 1).subquery())
+    return session.connection().execute(counted).scalar_one() <= FROM_PHOTOS_MAX
 
 
 def _order(best: dict[int, tuple[float, datetime | None, str]], limit: int | None) -> list[int]:
