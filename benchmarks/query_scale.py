@@ -15,8 +15,8 @@ The distributions are query_bench.py's, at scale: years 2004..2026 weighted towa
 events of ~40 photos, 1 % undated and 8 % dated by file time, 2 % errors and 3 % deleted, faces
 per photo skewed to 0-2 with a tail of groups, each face's seven probabilities drawn around a
 dominant class (happy and neutral most common).  The queries are query_bench.py's interactive ones
-(20 results, faces loaded, through `indexer.query.search`); each prints its median of --runs runs,
-and with --plans the plan of each SELECT it ran (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN
+and SIDE_QUERIES (20 results, faces loaded, through `indexer.query.search`); each prints its median
+of --runs runs, and with --plans the plan of each SELECT it ran (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN
 ANALYZE, of the statement exactly as run; a best-first face stream is EXPLAINed whole, though
 search stops reading it after 20 photos).  Target: every median under 100 ms.
 
@@ -60,6 +60,9 @@ FACE_COLUMNS = ("id", "photo_id", "idx", "x", "y", "w", "h", "confidence", *CLAS
 CHUNK = 50_000
 PLACES = ["Trips", "Family", "Birthdays", "Work", "Holidays", "Misc"]
 INDEXED_AT = "2026-11-20 12:00:00.000000"
+# beside query_bench.py's: a rare emotion over a wide range and a common one over a short range,
+# the two ends a face stream has to serve (it starts from the emotion's faces or from the photos)
+SIDE_QUERIES = [("disgusted in 2019", {}), ("happy in March 2019", {})]
 
 
 class Synthetic:
@@ -254,7 +257,7 @@ def measure(name: str, engine, runs: int, plans: bool, only: list[str] | None = 
     print(f"{'query':36} {'options':18} {'results':>7} {'median ms':>9} {'max ms':>7}"
           + (f" {'before ms':>9} {'ratio':>6}" if baseline else ""))
     worst = 0.0
-    for text, opts in QUERIES:
+    for text, opts in [*QUERIES, *SIDE_QUERIES]:
         if opts.get("limit", 20) is None:
             continue  # every match of the whole library: a batch job (tagging), not an interactive query
         if only and text not in only:
