@@ -212,3 +212,21 @@ def test_a_server_without_pg_trgm_still_finds_paths(pg_server_url: str, db_backe
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {name}")
         admin.dispose()
+
+
+def test_an_sqlite_that_cannot_make_the_table_still_finds_paths(db_path, caplog: pytest.LogCaptureFixture) -> None:
+    """The migration's CREATE VIRTUAL TABLE failing (here: the name taken, as "no such module:
+    fts5" would on an SQLite without FTS5) leaves a warning and an index that reads every path."""
+    engine = open_db(db_path, migrate=False)
+    _alembic(engine, "upgrade", "0007")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {path_index.SQLITE_TABLE} (taken TEXT)")
+    engine.dispose()
+    with caplog.at_level(logging.WARNING):
+        engine = open_db(db_path)
+    assert "cannot make a trigram index" in caplog.text
+    assert not set(path_index.SQLITE_TRIGGERS) & _trigram_objects(engine)
+    _library(engine)
+    assert {q: _found(engine, q) for q, want in CASES if want is not None} == {
+        q: sorted(want) for q, want in CASES if want is not None}
+    engine.dispose()

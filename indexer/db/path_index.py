@@ -66,7 +66,8 @@ def narrowed_texts(session: Session, stored_texts: Iterable[str]) -> frozenset[s
     conn = session.connection()
     texts = [t for t in stored_texts if len(t) >= MIN_TRIGRAM_CHARS]
     if not texts or conn.dialect.name != "sqlite" or conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SQLITE_TABLE,)).first() is None:
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? AND sql LIKE 'CREATE VIRTUAL TABLE%'",
+            (SQLITE_TABLE,)).first() is None:
         return frozenset()
     rare = set()
     for text in texts:
