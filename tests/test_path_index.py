@@ -108,6 +108,10 @@ def test_the_plan_uses_the_trigram_index_and_short_texts_do_without(engine, monk
     assert where in _plan(engine, candidates("happy path:event00042"))
     if engine.dialect.name == "sqlite":
         assert where not in _plan(engine, candidates("happy path:ev"))  # no trigram in two characters
+        # newest first (no emotion): the listed photos sorted, not the newest-first index walked until they come
+        with session_scope(engine) as s:
+            newest = query_engine.date_select(query_engine.with_path_plan(s, parse("path:event00042", TODAY)))
+        assert where in _plan(engine, newest) and "ix_photos_status_newest" not in _plan(engine, newest)
         monkeypatch.setattr(path_index, "NARROW_MAX", 1)  # in more paths than this: walked, not listed
         assert where not in _plan(engine, candidates("happy path:trips"))
         assert where in _plan(engine, candidates("happy path:event00042"))
