@@ -269,3 +269,33 @@ def test_a_short_date_range_starts_from_its_photos(engine, monkeypatch: pytest.M
         finally:
             event.remove(engine, "before_cursor_execute", record)
         assert seen and all("faces.emotion || ''" in statement for statement, _ in seen)
+
+
+def test_walks_down_the_emotion_run_without_parallel_workers_on_postgresql(engine, monkeypatch) -> None:  # noqa: ANN001
+    """PostgreSQL planned the LIMIT walk down ix_faces_emotion_score in parallel: workers each
+    walking ahead, 7,000 faces read for 34 rows (150-200 ms for `disgusted in 2019` at 1M)."""
+    from sqlalchemy import event
+
+    with session_scope(engine) as s:
+        for i in range(10):
+            add_photo(s, f"/lib/{i}.jpg", datetime(2019, 1 + i, 1), [("disgust", 0.5 + i / 100)])
+    monkeypatch.setattr(query_engine, "FEW_PHOTOS", 0)
+    monkeypatch.setattr(query_engine, "_few_enough_to_start_from", lambda s, q: False)
+    workers: list[str] = []
+
+    def record(conn, cursor, statement, params, context, executemany) -> None:  # noqa: ANN001
+        if "FROM faces JOIN photos" in statement and conn.dialect.name == "postgresql":
+            workers.append(conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with session_scope(engine) as s:
+            got = [m.photo.path for m in search(s, parse("disgusted in 2019", TODAY), limit=3)]
+            after = s.connection().exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() \
+                if engine.dialect.name == "postgresql" else None
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert got == ["/lib/9.jpg", "/lib/8.jpg", "/lib/7.jpg"]
+    if engine.dialect.name == "postgresql":
+        assert workers and set(workers) == {"0"}
+        assert after != "0"  # put back for the rest of the transaction

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -226,15 +227,36 @@ def _rank_streamed(session: Session, query: Query, limit: int | None, min_score:
     rows = heapq.merge(*streams, key=lambda r: -r.score) if len(streams) > 1 else streams[0]
     best: dict[int, tuple[float, datetime | None, str]] = {}
     cutoff: float | None = None
-    for row in rows:
-        if cutoff is not None and row.score < cutoff:
-            break
-        if row.photo_id in best:
-            continue
-        best[row.photo_id] = (row.score, row.taken_at, row.path)
-        if limit and cutoff is None and len(best) >= limit:
-            cutoff = row.score
+    with _serial_on_postgresql(session, not from_photos):
+        for row in rows:
+            if cutoff is not None and row.score < cutoff:
+                break
+            if row.photo_id in best:
+                continue
+            best[row.photo_id] = (row.score, row.taken_at, row.path)
+            if limit and cutoff is None and len(best) >= limit:
+                cutoff = row.score
     return _order(best, limit)
+
+
+@contextmanager
+def _serial_on_postgresql(session: Session, active: bool) -> Iterator[None]:
+    """No parallel workers for PostgreSQL's walks down the emotion's index (this transaction's
+    setting, put back after).  Such a walk stops after a few hundred rows; planned in parallel, it
+    started two workers that each walked their own share ahead while the leader merged: 7,000
+    faces for 34 rows, 150-200 ms for `disgusted in 2019` at a million photos, 40-64 ms serial
+    (benchmarks/query_scale.py).  The reads that start from photos keep what the planner chooses."""
+    conn = session.connection()
+    if not active or conn.dialect.name != "postgresql":
+        yield
+        return
+    setting = "max_parallel_workers_per_gather"
+    before = conn.execute(select(func.current_setting(setting))).scalar_one()
+    conn.execute(select(func.set_config(setting, "0", True)))
+    try:
+        yield
+    finally:
+        conn.execute(select(func.set_config(setting, before, True)))
 
 
 def _threshold(query: Query, min_score: float | None) -> float | None:
