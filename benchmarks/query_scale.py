@@ -221,18 +221,20 @@ def explain(engine, statement: str, params: object) -> list[str]:  # noqa: ANN00
 def without_0008(session) -> Iterator[None]:  # noqa: ANN001
     """The same search as before the trigram index and the photo-first streams (the same-run
     baseline of --baseline): no path narrowed on SQLite, no bitmap scan (the only way to a GIN
-    index) on PostgreSQL, and every face stream walking the emotion's index."""
+    index) on PostgreSQL, every face stream walking the emotion's index, in parallel where
+    PostgreSQL plans it so."""
     from indexer.db import path_index
     from indexer.query import engine as query_engine
 
-    saved = path_index.NARROW_MAX, query_engine.FROM_PHOTOS_MAX
+    saved = path_index.NARROW_MAX, query_engine.FROM_PHOTOS_MAX, query_engine._serial_on_postgresql
     path_index.NARROW_MAX, query_engine.FROM_PHOTOS_MAX = -1, 0
+    query_engine._serial_on_postgresql = lambda session, active: nullcontext()
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sql_text("SET LOCAL enable_bitmapscan = off"))
     try:
         yield
     finally:
-        path_index.NARROW_MAX, query_engine.FROM_PHOTOS_MAX = saved
+        path_index.NARROW_MAX, query_engine.FROM_PHOTOS_MAX, query_engine._serial_on_postgresql = saved
 
 
 def timed(engine, q, kwargs: dict, runs: int, baseline: bool = False) -> dict[bool, tuple[list[float], int]]:  # noqa: ANN001
