@@ -2,6 +2,7 @@
 
     python benchmarks/query_scale.py [--photos 1000000] [--faces 2500000] [--runs 5]
                                      [--pg postgresql://...] [--only sqlite|postgresql] [--plans]
+                                     [--cache DIR] [--rebuild] [--baseline] [--query TEXT ...]
 
 Builds a synthetic index once per size and seed with the real schema (open_db: every migration
 and index) and caches it: the SQLite file under $TMPDIR/moodindex-query-scale/, the PostgreSQL
@@ -14,10 +15,15 @@ The distributions are query_bench.py's, at scale: years 2004..2026 weighted towa
 events of ~40 photos, 1 % undated and 8 % dated by file time, 2 % errors and 3 % deleted, faces
 per photo skewed to 0-2 with a tail of groups, each face's seven probabilities drawn around a
 dominant class (happy and neutral most common).  The queries are query_bench.py's interactive ones
-(20 results, faces loaded, through `indexer.query.search`); each prints its median of --runs runs,
-and with --plans the plan of each SELECT it ran (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN
+and SIDE_QUERIES (20 results, faces loaded, through `indexer.query.search`); each prints its median
+of --runs runs, and with --plans the plan of each SELECT it ran (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN
 ANALYZE, of the statement exactly as run; a best-first face stream is EXPLAINed whole, though
 search stops reading it after 20 photos).  Target: every median under 100 ms.
+
+A cached index is reused (an older one is migrated on open, which times the migration's bulk
+work too); --rebuild builds it again.  --baseline times each query a second time, in turn, the
+way it ran before migration 0008 (see `without_0008`), and prints the ratio; --query limits the
+run to some of the queries.
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import text as sql_text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,6 +60,9 @@ FACE_COLUMNS = ("id", "photo_id", "idx", "x", "y", "w", "h", "confidence", *CLAS
 CHUNK = 50_000
 PLACES = ["Trips", "Family", "Birthdays", "Work", "Holidays", "Misc"]
 INDEXED_AT = "2026-11-20 12:00:00.000000"
+# beside query_bench.py's: a rare emotion over a wide range and a common one over a short range,
+# the two ends a face stream has to serve (it starts from the emotion's faces or from the photos)
+SIDE_QUERIES = [("disgusted in 2019", {}), ("happy in March 2019", {})]
 
 
 class Synthetic:
@@ -206,33 +217,72 @@ def explain(engine, statement: str, params: object) -> list[str]:  # noqa: ANN00
         return [r[-1] for r in rows]
 
 
-def measure(name: str, engine, runs: int, plans: bool) -> float:  # noqa: ANN001
+@contextmanager
+def without_0008(session) -> Iterator[None]:  # noqa: ANN001
+    """The same search as before the trigram index and the photo-first streams (the same-run
+    baseline of --baseline): no path narrowed on SQLite, no bitmap scan (the only way to a GIN
+    index) on PostgreSQL, every face stream walking the emotion's index, in parallel where
+    PostgreSQL plans it so."""
+    from indexer.db import path_index
+    from indexer.query import engine as query_engine
+
+    saved = path_index.NARROW_MAX, query_engine.FROM_PHOTOS_MAX, query_engine._serial_on_postgresql
+    path_index.NARROW_MAX, query_engine.FROM_PHOTOS_MAX = -1, 0
+    query_engine._serial_on_postgresql = lambda session, active: nullcontext()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sql_text("SET LOCAL enable_bitmapscan = off"))
+    try:
+        yield
+    finally:
+        path_index.NARROW_MAX, query_engine.FROM_PHOTOS_MAX, query_engine._serial_on_postgresql = saved
+
+
+def timed(engine, q, kwargs: dict, runs: int, baseline: bool = False) -> dict[bool, tuple[list[float], int]]:  # noqa: ANN001
+    """{False: (ms of each run, results)} and with `baseline` the same for True (before 0008),
+    the two ways taking turns (each first in every other run), so neither has the warmer cache."""
+    out: dict[bool, tuple[list[float], int]] = {False: ([], 0)} | ({True: ([], 0)} if baseline else {})
+    for i in range(runs):
+        for before in ((False, True) if i % 2 == 0 else (True, False)) if baseline else (False,):
+            with session_scope(engine) as session, (without_0008(session) if before else nullcontext()):
+                t0 = time.perf_counter()
+                n = len(search(session, q, **kwargs))
+                out[before][0].append((time.perf_counter() - t0) * 1000)
+                out[before] = (out[before][0], n)
+    return out
+
+
+def measure(name: str, engine, runs: int, plans: bool, only: list[str] | None = None,  # noqa: ANN001
+            baseline: bool = False) -> float:
     n_p, n_f = counts(engine)
     print(f"\n== {name}: {n_p:,} photos, {n_f:,} faces")
     recorder = SqlRecorder(engine)
-    print(f"{'query':36} {'options':18} {'results':>7} {'median ms':>9} {'max ms':>7}")
+    print(f"{'query':36} {'options':18} {'results':>7} {'median ms':>9} {'max ms':>7}"
+          + (f" {'before ms':>9} {'ratio':>6}" if baseline else ""))
     worst = 0.0
-    for text, opts in QUERIES:
+    for text, opts in [*QUERIES, *SIDE_QUERIES]:
         if opts.get("limit", 20) is None:
             continue  # every match of the whole library: a batch job (tagging), not an interactive query
+        if only and text not in only:
+            continue
         q = parse(text, TODAY)
         kwargs = {"limit": 20, **opts}
-        times, n = [], 0
-        for _ in range(runs):
-            with session_scope(engine) as session:
-                t0 = time.perf_counter()
-                n = len(search(session, q, **kwargs))
-                times.append((time.perf_counter() - t0) * 1000)
+        got = timed(engine, q, kwargs, runs, baseline)
+        times, n = got[False]
         med = statistics.median(times)
         worst = max(worst, med)
         shown = ", ".join(f"{k}={v}" for k, v in opts.items())
-        print(f"{text or '(empty)':36} {shown:18} {n:7d} {med:9.1f} {max(times):7.1f}", flush=True)
+        line = f"{text or '(empty)':36} {shown:18} {n:7d} {med:9.1f} {max(times):7.1f}"
+        if baseline:  # the same query as before migration 0008, in turn with the new way
+            before, n_before = got[True]
+            assert n_before == n, (text, n_before, n)
+            line += f" {statistics.median(before):9.1f} {statistics.median(before) / med:6.1f}"
+        print(line, flush=True)
         if plans:
             recorder.arm()
             with session_scope(engine) as session:
                 search(session, q, **kwargs)
             recorder.armed = False
-            for k, (statement, params) in enumerate(recorder.seen[:3], start=1):
+            for k, (statement, params) in enumerate(recorder.seen[:5], start=1):
                 print(f"    sql {k}: {' '.join(statement.split())[:120]}")
                 for line in explain(engine, statement, params):
                     print(f"      {line}")
@@ -253,6 +303,10 @@ def main() -> int:
     ap.add_argument("--rebuild", action="store_true", help="build the index again even when cached")
     ap.add_argument("--analyze", action="store_true", help="run ANALYZE on the SQLite index first")
     ap.add_argument("--plans", action="store_true")
+    ap.add_argument("--baseline", action="store_true",
+                    help="time each query the way it ran before migration 0008 too (same run), with the ratio")
+    ap.add_argument("--query", action="append", metavar="TEXT",
+                    help="time only this query of query_bench.py (repeatable; '' is the empty one)")
     args = ap.parse_args()
     tag = f"{args.photos}_{args.faces}_{args.seed}"
     data: Synthetic | None = None
@@ -271,7 +325,7 @@ def main() -> int:
             with engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE")
         worst["sqlite"] = measure(f"SQLite {sqlite3.sqlite_version} (ANALYZE: {args.analyze})", engine,
-                                  args.runs, args.plans)
+                                  args.runs, args.plans, args.query, args.baseline)
         engine.dispose()
 
     if args.only != "sqlite":
@@ -288,7 +342,8 @@ def main() -> int:
         engine = open_db(url)
         with engine.connect() as conn:
             version = conn.exec_driver_sql("SHOW server_version").scalar()
-        worst["postgresql"] = measure(f"PostgreSQL {version}", engine, args.runs, args.plans)
+        worst["postgresql"] = measure(f"PostgreSQL {version}", engine, args.runs, args.plans, args.query,
+                                      args.baseline)
         engine.dispose()
 
     print("\n" + ", ".join(f"{k}: slowest median {v:.1f} ms" for k, v in worst.items()))

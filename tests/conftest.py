@@ -45,8 +45,8 @@ def yunet_onnx(shared_dir: Path) -> Path:
 # Test modules whose index tests run on SQLite and on PostgreSQL (through the `db_location`,
 # `engine` and `run_cli` fixtures); every other module runs on SQLite only.
 BOTH_BACKENDS = {"test_db", "test_db_copy", "test_index", "test_corrections", "test_names", "test_photo_warnings",
-                 "test_query_cli", "test_query_engine", "test_query_filters", "test_roots", "test_tag_cli",
-                 "test_tag_corrections", "test_watch", "test_postgres"}
+                 "test_path_index", "test_query_cli", "test_query_engine", "test_query_filters", "test_roots",
+                 "test_tag_cli", "test_tag_corrections", "test_watch", "test_postgres"}
 PG_URL_ENV = "MOODINDEX_TEST_PG_URL"
 # CI sets this: a missing server is then a failure, not a skip
 REQUIRE_SERVERS_ENV = "MOODINDEX_TEST_REQUIRE_SERVERS"

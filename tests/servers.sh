@@ -51,6 +51,10 @@ start() {
     >/dev/null || { cat "$top/pg/server.log" >&2; exit 1; }
   PGPASSWORD="$password" "$bin/psql" -h 127.0.0.1 -p "$port" -U moodindex -d postgres -q \
     -c "CREATE DATABASE moodindex_test" >/dev/null
+  # pg_trgm (migration 0008's trigram index on photos.path) once, in public: created by the first
+  # test's migration instead it would live in that test's schema and go when the schema is dropped
+  PGPASSWORD="$password" "$bin/psql" -h 127.0.0.1 -p "$port" -U moodindex -d moodindex_test -q \
+    -c "CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public" >/dev/null
   echo "export MOODINDEX_TEST_SERVERS='$top'"
   echo "export MOODINDEX_TEST_PG_URL='postgresql://moodindex:$password@127.0.0.1:$port/moodindex_test'"
 }

@@ -67,11 +67,16 @@ def test_migrations_build_the_schema_the_models_describe(db_path):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    from indexer.db import path_index
     from indexer.db.models import Base
+
+    def modelled(name: str | None, type_: str, parent_names: dict) -> bool:  # noqa: ARG001
+        # the trigram index over paths is each engine's own (migration 0008), not a model
+        return not (name or "").startswith(path_index.SQLITE_TABLE) and name != path_index.POSTGRES_INDEX
 
     engine = open_db(db_path)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": modelled}), Base.metadata)
     engine.dispose()
     assert diff == []
 

@@ -1,7 +1,8 @@
 """search(): which photos come back, in which order, with which score, over rows we insert.
 
-Every test runs twice: once ranking the candidate photos' faces directly and once through the
-best-first face streams (the path large libraries take), which must agree."""
+Every test runs three times: ranking the candidate photos' faces directly, and through the
+best-first face streams (the path large libraries take) started from the matching photos and
+from the emotion's faces, which must all agree."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from tests.factories import add_photo
 TODAY = date(2024, 3, 15)
 
 
-@pytest.fixture(params=["few", "streamed"])
+@pytest.fixture(params=["few", "from_photos", "streamed"])
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "streamed":
+    if request.param != "few":
         monkeypatch.setattr(query_engine, "FEW_PHOTOS", 0)
+    monkeypatch.setattr(query_engine, "_few_enough_to_start_from", lambda s, q: request.param == "from_photos")
     return request.param
 
 
@@ -173,11 +175,16 @@ def test_both_ranking_paths_agree_on_a_larger_library(engine, monkeypatch: pytes
     few = {q: results(q) for q in queries}
     without_faces = {q: results(q, load_faces=False) for q in queries}
     monkeypatch.setattr(query_engine, "FEW_PHOTOS", 0)
+    monkeypatch.setattr(query_engine, "_few_enough_to_start_from", lambda s, q: True)
+    from_photos = {q: results(q) for q in queries}
+    monkeypatch.setattr(query_engine, "_few_enough_to_start_from", lambda s, q: False)
     streamed = {q: results(q) for q in queries}
     # a stream read in many small pages (rounded scores: ties fall on the page boundaries)
     monkeypatch.setattr(query_engine, "STREAM_PAGE_MAX", 3)
     paged = {q: results(q) for q in queries}
-    assert few == streamed == without_faces == paged
+    monkeypatch.setattr(query_engine, "_few_enough_to_start_from", lambda s, q: True)
+    paged_from_photos = {q: results(q) for q in queries}
+    assert few == from_photos == streamed == without_faces == paged == paged_from_photos
     assert all(len(v) > 0 for v in few.values())
     assert run(engine, "sad", load_faces=False)[0].face is None
 
@@ -213,3 +220,82 @@ def test_newest_first_reads_its_index_without_sorting(engine) -> None:
             plan = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
     assert any("ix_photos_status_newest" in line for line in plan), plan
     assert not any("Sort" in line or "TEMP B-TREE" in line for line in plan), plan
+
+
+def test_a_short_date_range_starts_from_its_photos(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More matching photos than are ranked directly but few enough to count (a month of a large
+    library): the face stream starts from those photos and their faces (ix_faces_photo), not from
+    the emotion's faces, which SQLite without statistics always walked (0.4-0.5 s for "disgusted
+    in March 2019" at a million photos, benchmarks/query_scale.py)."""
+    from sqlalchemy import event
+
+    with session_scope(engine) as s:
+        for i in range(40):
+            taken = datetime(2019, 3 if i < 12 else 5, 1 + i % 28)
+            add_photo(s, f"/lib/{i:02d}.jpg", taken, [("disgust", 0.5 + i / 100)])
+    monkeypatch.setattr(query_engine, "FEW_PHOTOS", 4)
+    monkeypatch.setattr(query_engine, "FROM_PHOTOS_MAX", 20)
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, params, context, executemany) -> None:  # noqa: ANN001
+        if "FROM faces JOIN photos" in statement:
+            seen.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        got = paths(run(engine, "disgusted in March 2019", limit=5))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert got == [f"/lib/{i:02d}.jpg" for i in (11, 10, 9, 8, 7)]
+    assert seen and all("faces.emotion || ''" in statement for statement, _ in seen)
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            plan = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1])]
+        assert any("ix_faces_photo" in step for step in plan), plan
+        assert not any("ix_faces_emotion_score" in step for step in plan), plan
+    monkeypatch.setattr(query_engine, "FROM_PHOTOS_MAX", 5)  # more than that: the emotion's faces
+    seen.clear()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert paths(run(engine, "disgusted in 2019", limit=5)) == [f"/lib/{i:02d}.jpg" for i in (39, 38, 37, 36, 35)]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert seen and not any("||" in statement for statement, _ in seen)
+    if engine.dialect.name == "sqlite":  # a path the trigram index narrows: in few enough photos
+        seen.clear()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert paths(run(engine, "disgusted path:/lib/", limit=2)) == ["/lib/39.jpg", "/lib/38.jpg"]
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert seen and all("faces.emotion || ''" in statement for statement, _ in seen)
+
+
+def test_walks_down_the_emotion_run_without_parallel_workers_on_postgresql(engine, monkeypatch) -> None:  # noqa: ANN001
+    """PostgreSQL planned the LIMIT walk down ix_faces_emotion_score in parallel: workers each
+    walking ahead, 7,000 faces read for 34 rows (150-200 ms for `disgusted in 2019` at 1M)."""
+    from sqlalchemy import event
+
+    with session_scope(engine) as s:
+        for i in range(10):
+            add_photo(s, f"/lib/{i}.jpg", datetime(2019, 1 + i, 1), [("disgust", 0.5 + i / 100)])
+    monkeypatch.setattr(query_engine, "FEW_PHOTOS", 0)
+    monkeypatch.setattr(query_engine, "_few_enough_to_start_from", lambda s, q: False)
+    workers: list[str] = []
+
+    def record(conn, cursor, statement, params, context, executemany) -> None:  # noqa: ANN001
+        if "FROM faces JOIN photos" in statement and conn.dialect.name == "postgresql":
+            workers.append(conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with session_scope(engine) as s:
+            got = [m.photo.path for m in search(s, parse("disgusted in 2019", TODAY), limit=3)]
+            after = s.connection().exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() \
+                if engine.dialect.name == "postgresql" else None
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert got == ["/lib/9.jpg", "/lib/8.jpg", "/lib/7.jpg"]
+    if engine.dialect.name == "postgresql":
+        assert workers and set(workers) == {"0"}
+        assert after != "0"  # put back for the rest of the transaction

@@ -7,4 +7,4 @@ differ.  Keep this equal to the newest revision in migrations/versions/: tests/t
 
 from __future__ import annotations
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"

@@ -197,10 +197,6 @@ class FacesFilter(Filter):
         return replace(query, min_faces=None, max_faces=None)
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 class PathFilter(Filter):
     """path:Trips — a case-insensitive substring of the path; several must all occur."""
 
@@ -215,15 +211,18 @@ class PathFilter(Filter):
 
     def conditions(self, query: Query) -> list[ColumnElement[bool]]:
         from indexer.db.models import Photo
+        from indexer.db.path_index import path_contains
         from indexer.paths import escape_path
 
         # case-insensitive on every database: "path:trips" finds .../Trips/... (ILIKE on PostgreSQL,
-        # lower() LIKE lower() on SQLite, whose plain LIKE already ignores ASCII case); the pattern
-        # is made of the stored (escaped) text, so a name that is not UTF-8 is found too
-        return [Photo.path.ilike(f"%{_like_escape(escape_path(p))}%", escape="\\") for p in query.paths]
+        # lower() LIKE lower() on SQLite, whose plain LIKE already ignores ASCII case); the text is
+        # the stored (escaped) form, so a name that is not UTF-8 is found too; path_index.py says
+        # how the trigram index (migration 0008) serves it
+        return [path_contains(Photo.path, text, narrow=text in query.narrowed_paths)
+                for text in map(escape_path, query.paths)]
 
     def without(self, query: Query) -> Query:
-        return replace(query, paths=())
+        return replace(query, paths=(), narrowed_paths=frozenset())
 
 
 class ScoreFilter(Filter):

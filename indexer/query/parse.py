@@ -125,6 +125,9 @@ class Query:
     min_score: float | None = None
     top: int | None = None  # "the 20 happiest", "top 10", top:10: at most this many results
     extra: tuple[tuple[str, str], ...] = ()  # (filter name, value) of filters without a field here
+    # the `paths` (stored form) SQLite's trigram index narrows: set by the engine, which asks the
+    # index how rare each is (db/path_index.narrowed_texts); not part of what was asked
+    narrowed_paths: frozenset[str] = frozenset()
 
     def describe(self) -> str:
         """A short human summary, e.g. for "no photos match ..." messages (each filter says its part)."""
