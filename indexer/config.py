@@ -11,7 +11,7 @@ The TOML file (default `<user config dir>/moodindex/config.toml`) may hold:
                              # (decoded at ~1024 px on the long side): 32 there is ~130 px in 12 MP
     max_pixels = 200000000   # decompression-bomb guard: the only pixel limit, checked in every decoder
     max_file_bytes = 1073741824  # a photo file bigger than this (1 GiB) is skipped, never read
-    tag_min_score = 0.6      # a face's top emotion makes a tag from this probability on
+    tag_min_score = 0.5      # a face's top emotion makes a tag from this probability on
     cluster = "tcp://scheduler:8786"   # run `index`'s analysis on this Dask cluster ([cluster] extra)
 """
 

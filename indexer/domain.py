@@ -38,7 +38,7 @@ DETECTOR_CHOICES: tuple[str, ...] = ("auto", "yunet", "haar")
 
 # A face makes a tag when its top emotion's probability reaches this: F0.5-best on
 # facial_expressions_dev (benchmarks/tag_threshold.py; README "Which faces make a tag").
-DEFAULT_TAG_MIN_SCORE = 0.6
+DEFAULT_TAG_MIN_SCORE = 0.5
 
 # Smallest face worth classifying, in analysis pixels (the photo decoded at ~1024 px on the long
 # side, see media/decode.py): the model sees 48 px faces, and a face much smaller than that has

@@ -101,3 +101,16 @@ def test_actions_quote_every_path(tmp_path: Path, mode: str) -> None:
     for trap in "xyzqrs":
         for where in (work, photos, tmp_path, ROOT):
             assert not (where / trap).exists(), f"{trap} created in {where}"
+
+
+def test_the_plugins_default_threshold_is_moodindexs() -> None:
+    """The Lua plugin cannot ask Python for the default, so it repeats it: this keeps the two in step."""
+    import re
+
+    from indexer.domain import DEFAULT_TAG_MIN_SCORE
+
+    source = PLUGIN.read_text(encoding="utf-8")
+    registered = re.search(r'register\(MODULE, "min_score", "float".*?\),\s*([0-9.]+),', source, re.S)
+    fallback = re.search(r'pref\("min_score", "float", ([0-9.]+)\)\) or ([0-9.]+)', source)
+    assert registered and fallback
+    assert {float(registered.group(1)), float(fallback.group(1)), float(fallback.group(2))} == {DEFAULT_TAG_MIN_SCORE}

@@ -24,7 +24,7 @@ def library(tmp_path: Path, engine, db_location: Path | str):  # noqa: ANN001, A
     root.mkdir()
     files = {
         "happy.jpg": [("happy", 0.92)],
-        "two.png": [("sad", 0.81), ("happy", 0.4)],        # happy below the default 0.6
+        "two.png": [("sad", 0.81), ("happy", 0.4)],        # happy below the default 0.5
         "unsure.jpg": [("angry", 0.3)],                     # no face qualifies
         "none.jpg": [],                                     # no faces: not visited by default
         "broken.jpg": [("fear", 0.9)],                      # gets a malformed sidecar

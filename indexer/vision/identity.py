@@ -20,7 +20,7 @@ from typing import Any
 from indexer.config import Settings, data_dir
 
 YUNET_FILE = "face_detection_yunet.onnx"
-DEFAULT_MODEL_FILE = "moodindex-fer-v1.tflite"
+DEFAULT_MODEL_FILE = "moodindex-fer-v2.tflite"
 
 
 def yunet_path() -> Path:

@@ -224,7 +224,7 @@ end
 dt.preferences.register(MODULE, "executable", "file", _("moodindex: program"),
   _("path of the moodindex program (or just moodindex when it is on PATH)"), INSTALLED_MOODINDEX)
 dt.preferences.register(MODULE, "min_score", "float", _("moodindex: minimum emotion score"),
-  _("a face gets its emotion as a tag when the model is at least this sure (0..1)"), 0.6, 0.0, 1.0, 0.05)
+  _("a face gets its emotion as a tag when the model is at least this sure (0..1)"), 0.5, 0.0, 1.0, 0.05)
 dt.preferences.register(MODULE, "prefix", "string", _("moodindex: parent tag"),
   _("emotion tags are attached as PARENT|Happy, PARENT|Sad, ..."), "Emotion")
 
@@ -293,7 +293,7 @@ local function detect(images)
     notify(_("moodindex: the parent tag must not contain , | / or \\"))
     return 0, #images
   end
-  local min_score = tonumber(pref("min_score", "float", 0.6)) or 0.6
+  local min_score = tonumber(pref("min_score", "float", 0.5)) or 0.5
   local total, tagged, failed, cancelled = #images, 0, 0, false
   local job = dt.gui.create_job(_("detecting emotions"), true, function() cancelled = true end)
   local out_file, err_file = os.tmpname(), os.tmpname()
