@@ -28,13 +28,15 @@ import os
 import resource
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from watch_latency import indexed  # noqa: E402  (the row-is-stored check, one copy)
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "facial_expressions_dev" / "images"
@@ -68,20 +70,6 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]
     if res.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr}")
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def ok_row(db: Path, path: str) -> bool:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    except sqlite3.OperationalError:
-        return False
-    try:
-        row = con.execute("SELECT status FROM photos WHERE path = ?", (path,)).fetchone()
-    except sqlite3.OperationalError:  # not created yet
-        return False
-    finally:
-        con.close()
-    return row is not None and row[0] == "ok"
 
 
 def tree_rss_mib(pid: int) -> float:
@@ -127,7 +115,7 @@ def watch_latencies(env: dict[str, str], tmp: Path, photos: list[Path], tag: str
             t0 = time.monotonic()
             shutil.copy(src, dest)
             end = t0 + 120
-            while not ok_row(db, str(dest)):
+            while not indexed(db, str(dest)):
                 if proc.poll() is not None or time.monotonic() > end:
                     raise SystemExit(f"{dest} not indexed:\n{log.read_text(errors='replace')}")
                 time.sleep(0.01)
