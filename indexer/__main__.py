@@ -1,3 +1,3 @@
-from indexer.cli import main
+from indexer.warm.client import main
 
 main()

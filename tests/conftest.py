@@ -142,6 +142,9 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("MOODINDEX_DB", raising=False)
     monkeypatch.delenv("MOODINDEX_CONFIG", raising=False)
+    # no background warm-start servers left behind by tests that run `moodindex` as a process;
+    # tests/test_warm_start.py turns it on where it is the subject
+    monkeypatch.setenv("MOODINDEX_WARM", "0")
 
 
 @pytest.fixture()
