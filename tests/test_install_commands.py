@@ -85,3 +85,16 @@ def test_ci_run_uses_the_active_venv(tmp_path: Path) -> None:
     calls = _run_ci(tmp_path, {"VIRTUAL_ENV": str(mine)})
     assert calls and all(c.startswith("my venv/bin/python -m ") for c in calls), calls
     assert not (tmp_path / "repo" / ".venv").exists()
+
+
+def test_every_python_package_is_in_the_wheel() -> None:
+    """setup.cfg lists the packages by name (for the bundled-data mappings): a new folder left out
+    installs fine in editable mode and breaks `pip install .`."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "indexer").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
+
