@@ -193,3 +193,37 @@ def test_the_server_preloads_everything_the_warm_commands_import(tmp_path: Path)
                             env=env).stdout
     missing = set(json.loads(used.splitlines()[-1])) - set(json.loads(loaded.splitlines()[-1]))
     assert not missing, f"add to indexer.warm.server.PRELOAD: {sorted(missing)}"
+
+
+FORWARD_PROBE = """
+import socket, subprocess, sys, threading
+from indexer.warm import client, protocol
+ours, theirs = socket.socketpair()
+child = subprocess.Popen(["sleep", "60"])  # stands in for the server's child running a command
+protocol.send_reply(theirs, b"P", child.pid)
+def report_exit():
+    code = child.wait()
+    if sys.argv[1] == "answer":
+        protocol.send_reply(theirs, b"X", 128 - code)  # -2 (killed by SIGINT) -> 130, as the CLI exits
+    theirs.close()
+threading.Thread(target=report_exit, daemon=True).start()
+print("ready", flush=True)
+print(client._wait_for_exit(ours), flush=True)
+"""
+
+
+@pytest.mark.parametrize(("mode", "signum", "code"), [("answer", signal.SIGINT, 130), ("vanish", signal.SIGKILL, 1)])
+def test_ctrl_c_reaches_the_command_and_a_killed_command_is_reported(mode: str, signum: int, code: int) -> None:
+    """The terminal's Ctrl-C goes to the calling process; it must reach the process running the
+    command.  A command killed outright (no exit status) is an error, not a silent success."""
+    probe = subprocess.Popen([sys.executable, "-c", FORWARD_PROBE, mode], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert probe.stdout.readline().strip() == "ready"
+    if signum == signal.SIGINT:
+        probe.send_signal(signal.SIGINT)  # as the terminal would: to the caller only
+    else:
+        subprocess.run(["pkill", "-KILL", "-P", str(probe.pid), "sleep"], check=False)
+    out, err = probe.communicate(timeout=30)
+    assert out.strip() == str(code), err
+    if mode == "vanish":
+        assert "ended without an exit status" in err
