@@ -45,11 +45,18 @@ PRELOAD = (
     "sqlalchemy.dialects.sqlite",
     "sqlalchemy.orm",
 )
+#: Loaded when installed: the PostgreSQL driver (the `[postgres]` extra).
+PRELOAD_IF_INSTALLED = ("sqlalchemy.dialects.postgresql", "psycopg")
 
 
 def preload() -> None:
     for name in PRELOAD:
         importlib.import_module(name)
+    for name in PRELOAD_IF_INSTALLED:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     from sqlalchemy.orm import configure_mappers
 
     configure_mappers()  # otherwise done, at a cost, by every child's first query
