@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from fixtures.darktable import run_darktable
 from fixtures.tagkit import DARKTABLE_SIDECAR, make_photo, need_exiftool
 from test_darktable_plugin import FAKE, PLUGIN
 
@@ -55,30 +53,6 @@ end)
 say("DONE", tostring(ok), tostring(err))
 out:close()
 """
-
-
-def run_darktable(command: list[str], cwd: Path, env: dict[str, str], out: Path, seconds: float = 150) -> None:
-    """darktable under Xvfb until the Lua harness writes DONE to `out` (or `seconds` pass), then
-    the whole process group killed.  On a loaded machine darktable's first start (font and
-    pixel-pipe caches) can take longer than the deadline; the caller may then try once more."""
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not (out.exists() and b"DONE" in out.read_bytes()):
-            time.sleep(0.5)
-        time.sleep(1.0)  # let darktable finish writing sidecars
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # our own process group: xvfb-run, Xvfb, darktable
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # a hung darktable ignores SIGTERM and outlives xvfb-run: left alone, it made the next
-            os.killpg(proc.pid, signal.SIGKILL)  # darktable test hang as well
-        except ProcessLookupError:
-            pass
-        proc.wait()
 
 
 @pytest.mark.slow

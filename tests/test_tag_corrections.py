@@ -242,8 +242,8 @@ def test_the_round_trip_through_real_darktable(run_cli, one_face, tmp_path):
     Angry attached) is written back by darktable itself, and `index` makes it a correction."""
     import os
     import shutil
-    import signal
-    import time
+
+    from fixtures.darktable import run_darktable
 
     if not (shutil.which("darktable") and shutil.which("xvfb-run")):
         pytest.skip("darktable and xvfb-run not installed (apt-get install darktable xvfb xauth)")
@@ -255,27 +255,10 @@ def test_the_round_trip_through_real_darktable(run_cli, one_face, tmp_path):
     conf.mkdir()
     (conf / "luarc").write_text(DARKTABLE_LUARC)
     env = {**os.environ, "DT_OUT": str(out), "PHOTO": str(one_face)}
-    proc = subprocess.Popen(["xvfb-run", "-a", "darktable", "--configdir", str(conf), "--library", ":memory:",
-                             "--cachedir", str(tmp_path / "dtcache")], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and not (out.exists() and b"DONE" in out.read_bytes()):
-            time.sleep(0.5)
-        while time.monotonic() < deadline and sidecar.stat().st_mtime_ns == before:
-            time.sleep(0.2)  # darktable writes the sidecar when the tags change
-        time.sleep(1.0)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # our own process group: xvfb-run, Xvfb, darktable
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # a hung darktable ignores SIGTERM and outlives xvfb-run: kill what is left of the group
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    command = ["xvfb-run", "-a", "darktable", "--configdir", str(conf), "--library", ":memory:",
+               "--cachedir", str(tmp_path / "dtcache")]
+    # darktable writes the sidecar when the tags change
+    run_darktable(command, tmp_path, env, out, until=lambda: sidecar.stat().st_mtime_ns != before)
     assert "DONE\ttrue\tnil" in out.read_text(), out.read_text()
     written = tags_in(sidecar)
     assert written["XMP-lr:HierarchicalSubject"] == ["Emotion|Angry"]  # darktable's rewrite
