@@ -4,6 +4,7 @@ the same run, alternating, so that the machine's load weighs on both alike.
 
     python benchmarks/cluster_bench.py [--photos 48] [--workers 2] [--rounds 2] [--detector haar]
         [--worker-env NAME=VALUE[,NAME=VALUE]]...   # a second cluster with other Dask settings
+        [--photos-dir DIR]                          # build the photos once, reuse them
 
 Uses index_bench's photo builder (8-12 MP JPEGs with 1-3 labelled faces from ../shared in real
 scenes).  Each timing is a fresh `moodindex index` process into a fresh SQLite index (start-up,
@@ -97,6 +98,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--detector", default="haar")
     ap.add_argument("--scenes", default="photos")
+    ap.add_argument("--photos-dir", type=Path, help="build the photos there once and reuse them (a run "
+                    "that times only the indexing, e.g. with the machine's other jobs paused)")
     ap.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
                     help="also time a second cluster whose processes have these variables, in the same "
                          "rounds (repeatable: one cluster each), e.g. DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=True")
@@ -106,8 +109,9 @@ def main() -> int:
         variants[f"cluster {spec}"] = dict(kv.split("=", 1) for kv in spec.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        root = tmp_path / "photos"
-        build_photos(root, args.photos, scene_files(args.scenes))
+        root = args.photos_dir or tmp_path / "photos"
+        if len(list(root.glob("**/*.jpg"))) != args.photos:
+            build_photos(root, args.photos, scene_files(args.scenes))
         clusters: dict[str, tuple[str, list[subprocess.Popen]]] = {}
         seconds: dict[str, list[float]] = {"local": [], **{name: [] for name in variants}}
         try:
