@@ -40,7 +40,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     logs = tmp_path_factory.mktemp("dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
+           # as the README starts workers: Dask's sampling profiler and its MALLOC_TRIM_THRESHOLD_
+           # for the workers cost ~8 % of the analysis' CPU (benchmarks/cluster_bench.py, README)
+           "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+           "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": "{'MALLOC_TRIM_THRESHOLD_': None}"}
     procs = []
     with open(logs / "scheduler.log", "wb") as log:
         procs.append(subprocess.Popen(
