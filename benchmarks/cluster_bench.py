@@ -55,11 +55,21 @@ def start_cluster(workers: int, logs: Path, env: dict[str, str] | None = None) -
                                str(workers), "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
                               stdout=open(logs / f"workers-{port}.log", "wb"), stderr=subprocess.STDOUT,
                               preexec_fn=os.setpgrp, env=env)]
-    from distributed import Client
+    try:
+        from distributed import Client
 
-    with Client(address, timeout=60) as client:
-        client.wait_for_workers(workers, timeout=120)
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=120)
+    except BaseException:  # not started (or stopped meanwhile): leave nothing running
+        stop_cluster(procs)
+        raise
     return address, procs
+
+
+def stop_cluster(procs: list[subprocess.Popen]) -> None:
+    for p in reversed(procs):
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(30)
 
 
 def cluster_cpu(procs: list[subprocess.Popen]) -> dict[str, float]:
@@ -104,6 +114,8 @@ def main() -> int:
                     help="also time a second cluster whose processes have these variables, in the same "
                          "rounds (repeatable: one cluster each), e.g. DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=True")
     args = ap.parse_args()
+    # a SIGTERM (`timeout`) must still stop the clusters below (their own process groups)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     variants = {"cluster": {}}
     for spec in args.worker_env:
         variants[f"cluster {spec}"] = dict(kv.split("=", 1) for kv in spec.split(","))
@@ -129,10 +141,9 @@ def main() -> int:
                     print(f"round {r + 1}: {name} {took:.1f} s (CPU: index {cpu:.1f} s, "
                           + ", ".join(f"{k} {v:.1f} s" for k, v in used.items()) + ")", flush=True)
         finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up short
             for _, procs in clusters.values():
-                for p in reversed(procs):
-                    os.killpg(p.pid, signal.SIGTERM)
-                    p.wait(30)
+                stop_cluster(procs)
     local = seconds.pop("local")
     print(f"{args.photos} photos, {args.workers} workers each; local {args.photos / statistics.median(local):.1f} "
           f"photos/s; load average at the end {os.getloadavg()[0]:.1f}")
