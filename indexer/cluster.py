@@ -4,7 +4,8 @@ The scan walks and diffs the roots here, as for a local run, then hands paths to
 which keeps a bounded number of photos in flight (memory stays flat on a million files) and yields
 each result as it arrives, for the scan to store.  The workers run the same `pipeline.Analyzer`
 (`worker.analyze_on_cluster`); they must see the photos at the same paths (shared storage) and
-load the same model and detector, which is checked on every worker before anything is submitted.
+load the same model and detector, which every task checks on its worker before it analyses
+(`worker.analyze_on_cluster`): a worker with another model, or none, stops the run with a clear error.
 A worker that dies mid-photo: Dask re-runs its tasks elsewhere; a photo that kills workers again
 and again (Dask's KilledWorker) is recorded as an error with that reason.  Stopping (Ctrl-C, the
 stop event) cancels every pending task: finished photos are stored, the next run does the rest.
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 from indexer.config import Settings
 from indexer.domain import STATUS_ERROR
 from indexer.media.fingerprint import KnownPhoto
-from indexer.worker import analyze_on_cluster, analyzer_identity
+from indexer.worker import WorkerRefused, analyze_on_cluster, analyzer_identity
 
 if TYPE_CHECKING:
     from indexer.results import PhotoResult
@@ -59,7 +60,7 @@ class DaskExecutor:
         """(`isolate` needs nothing more here: Dask already retries a task whose worker died on a
         fresh worker, and reports KilledWorker when that one dies too.)"""
         client = self._connect()
-        self._check_workers(client)
+        expected = self._expected_identity(client)
         from distributed import as_completed
 
         run = uuid.uuid4().hex[:12]
@@ -71,7 +72,7 @@ class DaskExecutor:
             if item is None or self.stop.is_set():
                 return None
             i, path = item
-            fut = client.submit(analyze_on_cluster, self.settings, path, known.get(path),
+            fut = client.submit(analyze_on_cluster, self.settings, path, known.get(path), expected,
                                 key=f"moodindex-{run}-{i}", pure=False)
             in_flight[fut] = path
             return fut
@@ -122,35 +123,30 @@ class DaskExecutor:
     def _threads(client) -> int:  # noqa: ANN001
         return sum(client.nthreads().values())
 
-    def _check_workers(self, client) -> None:  # noqa: ANN001
-        """Every worker loads the model and detector this machine would, or the run is refused."""
+    def _expected_identity(self, client) -> dict[str, str]:  # noqa: ANN001
+        """The model and detector this machine loads, which every task checks its worker against.
+        Loaded here, so that settings this machine cannot load fail here, clearly, not on the cluster."""
         from indexer.pipeline import Analyzer
 
         if not client.nthreads():
             raise ClusterError(f"the Dask scheduler at {self.address} has no workers: "
                                f"start some with `dask worker {self.address}`")
-        local = Analyzer.from_settings(self.settings)  # also fails here, clearly, if ours cannot load
-        want = {"model": str(local.model.model_id), "detector": str(local.detector.version)}
-        try:
-            seen = client.run(analyzer_identity, self.settings, on_error="return")
-        except Exception as exc:  # noqa: BLE001 - a worker that cannot even run the check
-            raise ClusterError(f"the Dask workers could not load the model: {exc}") from None
-        for worker, got in sorted(seen.items()):
-            if isinstance(got, BaseException):
-                raise ClusterError(f"worker {worker} cannot load the model or detector: {got} "
-                                   "(workers need moodindex, the same model files and the photos at the same paths)")
-            if got != want:
-                raise ClusterError(f"worker {worker} has model {got['model']} and detector {got['detector']}, "
-                                   f"this machine {want['model']} and {want['detector']}: refused, so that one "
-                                   "index never mixes two models; install the same version on every worker")
+        return analyzer_identity(Analyzer.from_settings(self.settings))
 
     @staticmethod
     def _result_of(fut, path: str) -> PhotoResult:  # noqa: ANN001
-        """The photo's result, or an error result naming why the cluster could not produce one."""
+        """The photo's result, or an error result naming why the cluster could not produce one.
+        A refused worker, or one that cannot import moodindex, stops the run (ClusterError): every
+        photo it was given would fail the same way, and none is analysed by another model."""
         from indexer.results import PhotoResult
 
         try:
             return fut.result()
+        except WorkerRefused as exc:
+            raise ClusterError(str(exc)) from None
+        except ImportError as exc:  # unpickling the task on a worker without moodindex or its libraries
+            raise ClusterError(f"a Dask worker cannot run moodindex's tasks: {exc} (install the same "
+                               "moodindex, with its [cluster] extra, on every worker)") from None
         except Exception as exc:  # noqa: BLE001
             from distributed import KilledWorker
 

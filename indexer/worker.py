@@ -80,8 +80,18 @@ def analyze_in_worker(path: str, known: KnownPhoto | None):  # noqa: ANN201 (Pho
 
 
 # --- on a Dask worker (indexer.cluster): no initializer runs there, so each worker thread builds
-# its own Analyzer on first use (LiteRT interpreters are not shared between threads) and keeps it.
+# its own Analyzer with its first photo (LiteRT interpreters are not shared between threads) and
+# keeps it.  Each task also checks it: the model and detector this worker loaded are the ones the
+# machine that submitted it loads, or the task raises WorkerRefused and the run stops.  Checked in
+# the task, on the thread that analyses, so the worker loads its model once (a check run apart, as
+# `client.run` does on the worker's event loop, loaded a second one there and blocked the loop),
+# and a worker that joins or replaces a dead one mid-run is checked like the others.
 _LOCAL = threading.local()
+
+
+class WorkerRefused(Exception):
+    """This worker must not analyse for this run (another model or detector, or none loads):
+    the message says which worker and why.  The client stops the run on it (indexer.cluster)."""
 
 
 def _cluster_analyzer(settings: Settings):  # noqa: ANN202 (Analyzer: keep the import lazy)
@@ -96,11 +106,32 @@ def _cluster_analyzer(settings: Settings):  # noqa: ANN202 (Analyzer: keep the i
     return cache[settings]
 
 
-def analyzer_identity(settings: Settings) -> dict[str, str]:
-    """The model and detector this process would use for `settings` (compared before a cluster run)."""
-    analyzer = _cluster_analyzer(settings)
+def analyzer_identity(analyzer) -> dict[str, str]:  # noqa: ANN001 (pipeline.Analyzer)
+    """What a cluster run compares: the model and detector `analyzer` loaded."""
     return {"model": str(analyzer.model.model_id), "detector": str(analyzer.detector.version)}
 
 
-def analyze_on_cluster(settings: Settings, path: str, known: KnownPhoto | None):  # noqa: ANN201
-    return _cluster_analyzer(settings).analyze(path, known=known)
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):  # not inside a Dask task
+        return f"process {os.getpid()}"
+
+
+def analyze_on_cluster(settings: Settings, path: str, known: KnownPhoto | None,
+                       expected: dict[str, str]):  # noqa: ANN201 (PhotoResult)
+    """`path` analysed on this Dask worker, if it loads the model and detector `expected` (the
+    submitting machine's `analyzer_identity`); else WorkerRefused, before anything is analysed."""
+    try:
+        analyzer = _cluster_analyzer(settings)
+    except Exception as exc:  # noqa: BLE001 - any load failure refuses the worker, with its reason
+        raise WorkerRefused(f"worker {_worker_name()} cannot load the model or detector: {exc} (workers need "
+                            "moodindex, the same model files and the photos at the same paths)") from None
+    got = analyzer_identity(analyzer)
+    if got != expected:
+        raise WorkerRefused(f"worker {_worker_name()} has model {got['model']} and detector {got['detector']}, "
+                            f"this machine {expected['model']} and {expected['detector']}: refused, so that one "
+                            "index never mixes two models; install the same version on every worker")
+    return analyzer.analyze(path, known=known)

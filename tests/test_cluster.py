@@ -5,6 +5,7 @@ with another model is refused; the database password never travels to the worker
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -40,7 +41,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     logs = tmp_path_factory.mktemp("dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
+           # as the README starts workers: Dask's sampling profiler and its MALLOC_TRIM_THRESHOLD_
+           # for the workers cost ~8 % of the analysis' CPU (benchmarks/cluster_bench.py, README)
+           "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+           "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": "{'MALLOC_TRIM_THRESHOLD_': None}"}
     procs = []
     with open(logs / "scheduler.log", "wb") as log:
         procs.append(subprocess.Popen(
@@ -142,7 +147,8 @@ def test_results_match_the_local_pool(cluster, photos: Path, tmp_path: Path) -> 
 
 def test_a_worker_with_another_model_is_refused(cluster, photos: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    """This machine loads another model than the workers: the run stops before submitting, and says so."""
+    """This machine loads another model than the workers: each task checks its worker before it
+    analyses, and the first refusal stops the run, naming the worker; nothing is stored as analysed."""
     from click.testing import CliRunner
 
     from indexer.cli import main
@@ -155,6 +161,33 @@ def test_a_worker_with_another_model_is_refused(cluster, photos: Path, tmp_path:
     assert result.exit_code == 1
     assert "has model moodindex-fer-" in result.output and "refused" in result.output
     assert not any(r.status == STATUS_OK for r in _rows(db).values())
+
+
+def test_each_worker_loads_the_model_once_on_the_thread_that_analyses(cluster, photos: Path) -> None:  # noqa: ANN001
+    """The model check runs inside the tasks: no second Analyzer on the worker's event-loop thread
+    (where `client.run` would load one, blocking the worker's heartbeats while it loads)."""
+    from indexer import cluster as cluster_mod
+    from indexer.config import Settings
+    from indexer.domain import STATUS_OK
+
+    executor = cluster_mod.DaskExecutor(Settings(detector="haar"), threading.Event(), cluster["address"])
+    client = executor._connect()
+    paths = sorted(str(p) for p in photos.glob("*.jpg"))[:6]
+    try:
+        assert all(r.status == STATUS_OK for r in executor.results(paths, {}))
+
+        def loaded_here() -> int:
+            from indexer import worker
+
+            return len(getattr(worker._LOCAL, "analyzers", {}))
+
+        on_event_loops = client.run(loaded_here)  # client.run: on each worker's event-loop thread
+        assert set(on_event_loops.values()) == {0}, on_event_loops
+        on_task_threads = client.gather([client.submit(loaded_here, workers=[w], pure=False)
+                                         for w in on_event_loops])
+        assert max(on_task_threads) >= 1  # the analysing threads have theirs (one worker may have had no photo)
+    finally:
+        executor.close()
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path: Path, photos: Path) -> None:
@@ -208,3 +241,23 @@ def test_bounded_in_flight_and_stopping_cancels_the_rest(cluster, photos: Path) 
         assert client.run_on_scheduler(ours) == []
     finally:
         executor.close()
+
+
+def test_a_worker_that_cannot_load_the_model_refuses_its_task(tmp_path: Path, photos: Path) -> None:
+    """The check in the task, outside Dask: a model that does not load here, or another identity
+    than the submitter's, raises WorkerRefused (the run stops) before any photo is analysed."""
+    from indexer.config import Settings
+    from indexer.worker import WorkerRefused, analyze_on_cluster
+
+    photo = str(sorted(photos.glob("*.jpg"))[0])
+    missing = Settings(detector="haar", model=tmp_path / "no-such-model.tflite")
+    indexer_log = logging.getLogger("indexer")
+    level = indexer_log.level  # a worker quiets moodindex's logging; this process is not one
+    try:
+        with pytest.raises(WorkerRefused, match="cannot load the model or detector"):
+            analyze_on_cluster(missing, photo, None, {"model": "m", "detector": "d"})
+        with pytest.raises(WorkerRefused, match=r"this machine moodindex-fer-9\.9\+other and .*: refused"):
+            analyze_on_cluster(Settings(detector="haar"), photo, None,
+                               {"model": "moodindex-fer-9.9+other", "detector": "d"})
+    finally:
+        indexer_log.setLevel(level)
