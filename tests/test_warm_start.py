@@ -199,6 +199,9 @@ FORWARD_PROBE = """
 import socket, subprocess, sys, threading
 from indexer.warm import client, protocol
 ours, theirs = socket.socketpair()
+forwarder = client._SignalForwarder()
+print("ready", flush=True)  # a signal from now on must reach the command, even before its pid is known
+sys.stdin.readline()
 child = subprocess.Popen(["sleep", "60"])  # stands in for the server's child running a command
 protocol.send_reply(theirs, b"P", child.pid)
 def report_exit():
@@ -207,8 +210,7 @@ def report_exit():
         protocol.send_reply(theirs, b"X", 128 - code)  # -2 (killed by SIGINT) -> 130, as the CLI exits
     theirs.close()
 threading.Thread(target=report_exit, daemon=True).start()
-print("ready", flush=True)
-print(client._wait_for_exit(ours), flush=True)
+print(client._wait_for_exit(ours, forwarder), flush=True)
 """
 
 
@@ -216,13 +218,21 @@ print(client._wait_for_exit(ours), flush=True)
 def test_ctrl_c_reaches_the_command_and_a_killed_command_is_reported(mode: str, signum: int, code: int) -> None:
     """The terminal's Ctrl-C goes to the calling process; it must reach the process running the
     command.  A command killed outright (no exit status) is an error, not a silent success."""
-    probe = subprocess.Popen([sys.executable, "-c", FORWARD_PROBE, mode], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    probe = subprocess.Popen([sys.executable, "-c", FORWARD_PROBE, mode], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     assert probe.stdout.readline().strip() == "ready"
     if signum == signal.SIGINT:
-        probe.send_signal(signal.SIGINT)  # as the terminal would: to the caller only
+        probe.send_signal(signal.SIGINT)  # as the terminal would: to the caller only, before the pid is known
+        time.sleep(0.5)
+        probe.stdin.write("go\n")
+        probe.stdin.flush()
     else:
-        subprocess.run(["pkill", "-KILL", "-P", str(probe.pid), "sleep"], check=False)
+        probe.stdin.write("go\n")
+        probe.stdin.flush()
+        deadline = time.monotonic() + 30
+        while subprocess.run(["pkill", "-KILL", "-P", str(probe.pid), "sleep"], check=False).returncode:
+            assert time.monotonic() < deadline, "the stand-in command never started"
+            time.sleep(0.1)
     out, err = probe.communicate(timeout=30)
     assert out.strip() == str(code), err
     if mode == "vanish":

@@ -46,15 +46,21 @@ def run_on_server(path: Path, args: list[str]) -> int | None:
     except OSError:  # the working folder was deleted: let the command say so itself
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    forwarder = _SignalForwarder()  # before connecting: a Ctrl-C from now on is never lost
     try:
         sock.connect(str(path))
         with _stdio_fds() as fds:
             protocol.send_request(sock, _request(args, cwd), fds)
-        return _wait_for_exit(sock)
+        code = _wait_for_exit(sock, forwarder)
     except OSError:
-        return None
+        code = None
     finally:
         sock.close()
+        forwarder.restore()
+    if code is None and forwarder.pending:  # interrupted before any command started
+        print("moodindex: interrupted", file=sys.stderr)
+        return 130
+    return code
 
 
 def _request(args: list[str], cwd: str) -> dict:
@@ -85,27 +91,48 @@ class _stdio_fds:
             os.close(fd)
 
 
-def _wait_for_exit(sock: socket.socket) -> int | None:
+class _SignalForwarder:
     """Ctrl-C and kill reach this process (it is the one in the terminal's foreground): pass them
-    on to the child that runs the command."""
-    child = 0
+    on to the child that runs the command, also those that come before its pid is known."""
 
-    def forward(signum: int, _frame: object) -> None:
-        if child:
-            try:
-                os.kill(child, signum)
-            except ProcessLookupError:
-                pass
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, forward)
+    def __init__(self) -> None:
+        self.child = 0
+        self.pending: list[int] = []
+        self._previous = {signum: signal.signal(signum, self._forward) for signum in self.SIGNALS}
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        if self.child:
+            self._kill(signum)
+        else:
+            self.pending.append(signum)
+
+    def started(self, child: int) -> None:
+        self.child = child
+        while self.pending:
+            self._kill(self.pending.pop(0))
+
+    def _kill(self, signum: int) -> None:
+        try:
+            os.kill(self.child, signum)
+        except ProcessLookupError:
+            pass
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _wait_for_exit(sock: socket.socket, forwarder: _SignalForwarder) -> int | None:
+    """The exit code the child reports; None if the server closed without starting one."""
     while (reply := protocol.receive_reply(sock)) is not None:
         kind, value = reply
         if kind == b"P":
-            child = value
+            forwarder.started(value)
         elif kind == b"X":
             return value
-    if not child:
+    if not forwarder.child:
         return None  # the server went away before starting anything: run it here
     print("moodindex: the command's process ended without an exit status (killed?)", file=sys.stderr)
     return KILLED_EXIT
