@@ -25,12 +25,17 @@ from dev_diagnostics import dev_crops, dev_figures, load_checkpoint  # noqa: E40
 
 from indexer.vision.crop import normalise  # noqa: E402
 
+#: 2.0's mix of FER+ vote distribution and FER-2013 label (train.py's default)
+DEFAULT_FERPLUS_WEIGHT = 0.4
+
 #: train.py flags that name an ingredient, and how the table says it is off
 INGREDIENT_FLAGS = {
-    "ferplus_weight": lambda v: "FER-2013 labels only (no FER+ votes)" if float(v) == 0 else None,
+    "ferplus_weight": lambda v: ("FER-2013 labels only (no FER+ votes)" if float(v) == 0
+                                 else f"FER+ weight {float(v):g}" if float(v) != DEFAULT_FERPLUS_WEIGHT else None),
     "real": lambda v: "no real-photo faces" if v in ("", "None") else None,
     "camera_aug": lambda v: "no camera augmentation" if v == "False" else None,
     "real_loss": lambda v: "real faces as 7-way labels (full loss)" if v == "full" else None,
+    "init_from": lambda v: f"fine-tuned from `{v}`" if v not in ("", "None") else None,
 }
 
 
