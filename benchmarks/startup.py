@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from indexer.db.models import Face, Photo  # noqa: E402
 from indexer.db.session import open_db, session_scope  # noqa: E402
 from indexer.domain import CLASSES  # noqa: E402
+from indexer.warm.protocol import server_pids  # noqa: E402
 
 
 def build_index(db: Path, rows: int) -> str:
@@ -98,13 +99,11 @@ def start_warm_server(cli: list[str], env: dict[str, str], run_dir: Path) -> Non
 
 
 def stop_warm_server(run_dir: Path) -> None:
-    for log in run_dir.glob("moodindex/warm-*.log"):
-        for line in log.read_text().splitlines():
-            if " starting for " in line:
-                try:
-                    os.kill(int(line.split()[2]), signal.SIGTERM)
-                except (ProcessLookupError, ValueError):
-                    pass
+    for pid in server_pids(run_dir / "moodindex"):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 def main() -> None:

@@ -67,7 +67,7 @@ def warm(tmp_path: Path):  # noqa: ANN201 - yields a runner
                 time.sleep(0.1)
 
         def server_pids(self) -> list[int]:
-            return [int(line.split()[2]) for line in self.log().splitlines() if " starting for " in line]
+            return protocol.server_pids(self.folder)
 
     runner = Runner()
     yield runner
@@ -237,3 +237,12 @@ def test_ctrl_c_reaches_the_command_and_a_killed_command_is_reported(mode: str, 
     assert out.strip() == str(code), err
     if mode == "vanish":
         assert "ended without an exit status" in err
+
+
+def test_server_pids_reads_back_the_line_a_server_starts_with(tmp_path: Path) -> None:
+    log = tmp_path / "warm-abc.log"
+    log.write_text(f"2026-11-30T22:00:00 {protocol.started_line(4242, '/usr/bin/python3', 600)}\n"
+                   "2026-11-30T22:00:01 process crashed: not a pid line\n"
+                   "2026-11-30T22:00:02 call from process 17\n")
+    (tmp_path / "other.log").write_text(f"x {protocol.started_line(99, 'py', 1)}\n")  # not a warm log
+    assert protocol.server_pids(tmp_path) == [4242]

@@ -99,6 +99,26 @@ def log_path(folder: Path, print_: str) -> Path:
     return folder / f"warm-{print_}.log"
 
 
+def started_line(pid: int, python: str, idle_s: float) -> str:
+    """The log line a server writes first: `server_pids` reads the pid back from it."""
+    return f"process {pid} starting for {python}, idle timeout {idle_s:g} s"
+
+
+def server_pids(folder: Path) -> list[int]:
+    """Pids of the servers that logged into `folder` (to stop them, in tests and benchmarks)."""
+    pids = []
+    for log in folder.glob("warm-*.log"):
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            words = line.split()
+            if len(words) > 3 and words[1] == "process" and words[3] == "starting" and words[2].isdigit():
+                pids.append(int(words[2]))
+    return pids
+
+
 def send_request(sock: socket.socket, request: dict, fds: list[int]) -> None:
     body = json.dumps(request).encode("utf-8", "surrogateescape")
     socket.send_fds(sock, [_HEADER.pack(len(body))], fds)

@@ -71,7 +71,7 @@ def serve(folder: Path, print_: str, idle_s: float) -> None:
         return  # another server for this code is already up
     log.truncate(0)
     path = protocol.socket_path(folder, print_)
-    _note(log, f"process {os.getpid()} starting for {sys.executable}, idle timeout {idle_s:g} s")
+    _note(log, protocol.started_line(os.getpid(), sys.executable, idle_s))
     preload()
     path.unlink(missing_ok=True)  # left by a server that was killed
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
