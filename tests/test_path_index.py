@@ -234,3 +234,32 @@ def test_an_sqlite_that_cannot_make_the_table_still_finds_paths(db_path, caplog:
     assert {q: _found(engine, q) for q, want in CASES if want is not None} == {
         q: sorted(want) for q, want in CASES if want is not None}
     engine.dispose()
+
+
+def test_an_sqlite_without_the_trigram_module_refuses_the_file_clearly(tmp_path) -> None:  # noqa: ANN001
+    """A file whose trigram table needs a module this SQLite lacks (made on a machine whose SQLite has
+    FTS5, opened by one without) would fail every insert through the triggers: opening it says why
+    and leaves the file and its photos as they were."""
+    import sqlite3
+
+    from indexer.db.session import DatabaseError
+
+    db = tmp_path / "index.db"
+    engine = open_db(db)
+    _library(engine)
+    engine.dispose()
+    # what a library without FTS5 sees: a virtual table whose module it does not have
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = replace(sql, 'USING fts5(', 'USING fts5absent(') "
+                 "WHERE name = 'photos_path_trigrams'")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    with pytest.raises(DatabaseError) as err:
+        open_db(db)
+    message = str(err.value)
+    assert str(db) in message and "no such module: fts5absent" in message and "trigram" in message
+    assert db.read_bytes() == before
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM photos").fetchone()[0] == len(NAMES)

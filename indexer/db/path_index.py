@@ -59,6 +59,23 @@ def path_contains(path_column: Any, stored_text: str, narrow: bool = False) -> C
     return and_(path_column.table.c.id.in_(_holding(stored_text)), exact)
 
 
+def sqlite_unusable_reason(conn: Any) -> str | None:
+    """Why this SQLite library cannot keep up the file's trigram table, else None.
+
+    The table is made where SQLite has FTS5 and its trigram tokenizer; the same file opened by a
+    Python whose SQLite lacks them (another machine, another install) fails on every insert into
+    photos, through the triggers, and cannot even drop the table.  Asked once when a file is opened,
+    so that it refuses with this reason instead of failing photo by photo."""
+    if conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SQLITE_TABLE,)).first() is None:
+        return None
+    try:
+        conn.exec_driver_sql(f"SELECT rowid FROM {SQLITE_TABLE} LIMIT 0").all()
+    except Exception as exc:  # sqlite3.OperationalError: no such module: fts5 / no such tokenizer
+        return str(getattr(exc, "orig", None) or exc)
+    return None
+
+
 def narrowed_texts(session: Session, stored_texts: Iterable[str]) -> frozenset[str]:
     """The texts SQLite's trigram table should narrow: those in at most NARROW_MAX paths (FTS5
     reads its matches in order and stops there).  Empty on PostgreSQL (its planner chooses) and

@@ -231,6 +231,7 @@ def _open_sqlite(path: Path, migrate: bool) -> Engine:
         engine = make_engine(path)
         if migrate:
             upgrade(engine)
+        _refuse_unusable_path_index(engine, path)
     except OSError as exc:
         raise DatabaseError(f"cannot open the index at {path}: {exc.strerror or exc}") from exc
     except Exception as exc:  # sqlite3.DatabaseError: not a database, disk I/O error...
@@ -239,6 +240,22 @@ def _open_sqlite(path: Path, migrate: bool) -> Engine:
             raise DatabaseError(f"cannot open the index at {path}: {getattr(exc, 'orig', None) or exc}") from exc
         raise
     return engine
+
+
+def _refuse_unusable_path_index(engine: Engine, path: Path) -> None:
+    import sqlite3
+
+    from indexer.db.path_index import sqlite_unusable_reason
+
+    with engine.connect() as conn:
+        reason = sqlite_unusable_reason(conn)
+    if reason is not None:
+        engine.dispose()
+        raise DatabaseError(
+            f"cannot open the index at {path}: it has a trigram index of paths that this Python's SQLite "
+            f"{sqlite3.sqlite_version} cannot use ({reason}); open it with a Python whose SQLite has FTS5 "
+            "with the trigram tokenizer (3.34 or later, as Debian, Ubuntu and python.org builds have); "
+            "the file is left as it was")
 
 
 # What a database asks to be retried: a serialization failure, a deadlock, and (under READ COMMITTED)

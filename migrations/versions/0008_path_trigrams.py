@@ -14,7 +14,8 @@ saying what to run, and `path:` still works by reading every path.
 
 SQLite: an external-content FTS5 table with the trigram tokenizer (SQLite 3.34+), filled from
 photos and kept in step by triggers on insert, delete and update of path.  An SQLite without it
-gets neither, with a warning; the query then uses LIKE alone.  A later migration that rebuilds
+gets neither, with a warning; the query then uses LIKE alone.  A file that has them, opened later
+by an SQLite without FTS5, is refused at open with the reason (indexer.db.path_index).  A later migration that rebuilds
 the photos table (batch mode "move and copy") must create the triggers again.
 """
 import logging
