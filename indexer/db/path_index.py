@@ -59,6 +59,14 @@ def path_contains(path_column: Any, stored_text: str, narrow: bool = False) -> C
     return and_(path_column.table.c.id.in_(_holding(stored_text)), exact)
 
 
+def _has_trigram_table(conn: Any) -> bool:
+    """Whether this SQLite file holds the FTS5 trigram table (migration 0008 makes it only where
+    SQLite has FTS5 and its trigram tokenizer)."""
+    return conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? AND sql LIKE 'CREATE VIRTUAL TABLE%'",
+        (SQLITE_TABLE,)).first() is not None
+
+
 def sqlite_unusable_reason(conn: Any) -> str | None:
     """Why this SQLite library cannot keep up the file's trigram table, else None.
 
@@ -66,8 +74,7 @@ def sqlite_unusable_reason(conn: Any) -> str | None:
     Python whose SQLite lacks them (another machine, another install) fails on every insert into
     photos, through the triggers, and cannot even drop the table.  Asked once when a file is opened,
     so that it refuses with this reason instead of failing photo by photo."""
-    if conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SQLITE_TABLE,)).first() is None:
+    if not _has_trigram_table(conn):
         return None
     try:
         conn.exec_driver_sql(f"SELECT rowid FROM {SQLITE_TABLE} LIMIT 0").all()
@@ -82,9 +89,7 @@ def narrowed_texts(session: Session, stored_texts: Iterable[str]) -> frozenset[s
     on an SQLite file without the table."""
     conn = session.connection()
     texts = [t for t in stored_texts if len(t) >= MIN_TRIGRAM_CHARS]
-    if not texts or conn.dialect.name != "sqlite" or conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? AND sql LIKE 'CREATE VIRTUAL TABLE%'",
-            (SQLITE_TABLE,)).first() is None:
+    if not texts or conn.dialect.name != "sqlite" or not _has_trigram_table(conn):
         return frozenset()
     rare = set()
     for text in texts:

@@ -22,11 +22,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dev_diagnostics import dev_crops, dev_figures, load_checkpoint  # noqa: E402
+from train import DEFAULT_FERPLUS_WEIGHT  # noqa: E402
 
 from indexer.vision.crop import normalise  # noqa: E402
-
-#: 2.0's mix of FER+ vote distribution and FER-2013 label (train.py's default)
-DEFAULT_FERPLUS_WEIGHT = 0.4
 
 #: train.py flags that name an ingredient, and how the table says it is off
 INGREDIENT_FLAGS = {

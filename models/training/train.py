@@ -56,6 +56,9 @@ from indexer.vision.evaluate import ferplus_class_votes, ferplus_clear_majority 
 
 SHARED = ROOT.parent / "shared" / "data"
 
+#: 2.0's mix: target = this x FER+ vote distribution + the rest x FER-2013 label
+DEFAULT_FERPLUS_WEIGHT = 0.4
+
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,7 +67,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--val", type=Path, default=SHARED / "fer2013" / "fer2013_val.npz")
     p.add_argument("--ferplus", type=Path, default=SHARED / "ferplus" / "ferplus_train.npz")
     p.add_argument("--ferplus-val", type=Path, default=SHARED / "ferplus" / "ferplus_val.npz")
-    p.add_argument("--ferplus-weight", type=float, default=0.4,
+    p.add_argument("--ferplus-weight", type=float, default=DEFAULT_FERPLUS_WEIGHT,
                    help="target = w * FER+ vote distribution + (1 - w) * FER-2013 label (rows FER+ matched)")
     p.add_argument("--real", default=str(ROOT / "models" / "data" / "real_train.npz"),
                    help="real-photo faces from prepare_real_faces.py ('' = none)")
