@@ -79,6 +79,8 @@ def main() -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    if missing := [str(r) for r in args.runs if not (r / "log.csv").is_file()]:
+        ap.error("not a training run (no log.csv): " + ", ".join(missing))
     runs = {run.name: read_log(run) for run in args.runs}
     for name, log in runs.items():
         last = int(log["epoch"][-1])

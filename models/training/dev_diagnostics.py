@@ -84,6 +84,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoints", nargs="+", type=Path)
     args = ap.parse_args()
+    if missing := [str(p) for p in args.checkpoints if not p.is_file()]:
+        ap.error("no such checkpoint: " + ", ".join(missing))
     images, y = dev_crops()
     x = normalise(images)
     present = [c for c in CLASSES if (y == CLASSES.index(c)).any()]

@@ -218,7 +218,11 @@ def markdown_summary(m: dict) -> str:
     if m.get("graph"):
         ops = ", ".join(f"{n} {k}" for k, n in m["graph"]["ops"].items())
         graph = [f"- graph: {ops}; tensor types {', '.join(m['graph']['tensor_dtypes'])} (BatchNorm folded)."]
-    if meta["training_finished"]:
+    if meta["training_finished"] and t.get("members"):
+        status = ("Checkpoint: the logit average of " + " and ".join(
+            f"epoch {mb.get('checkpoint_epoch')} (best validation epoch) of the finished "
+            f"{mb.get('epochs_done')}-epoch run `{mb['run']}`" for mb in t["members"]) + ".")
+    elif meta["training_finished"]:
         status = (f"Checkpoint: epoch {meta['checkpoint_epoch']} (best validation epoch) of the finished "
                   f"{t['epochs_done']}-epoch run `{t['run']}`.")
     else:

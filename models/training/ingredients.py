@@ -32,6 +32,7 @@ INGREDIENT_FLAGS = {
                                  else f"FER+ weight {float(v):g}" if float(v) != DEFAULT_FERPLUS_WEIGHT else None),
     "real": lambda v: "no real-photo faces" if v in ("", "None") else None,
     "camera_aug": lambda v: "no camera augmentation" if v == "False" else None,
+    "teacher": lambda v: f"distilled from {v}" if v not in ("", "None") else None,
     "real_loss": lambda v: "real faces as 7-way labels (full loss)" if v == "full" else None,
     "init_from": lambda v: f"fine-tuned from `{v}`" if v not in ("", "None") else None,
 }

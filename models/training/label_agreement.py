@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--val", type=Path, default=SHARED / "fer2013" / "fer2013_val.npz")
     ap.add_argument("--ferplus-val", type=Path, default=SHARED / "ferplus" / "ferplus_val.npz")
     args = ap.parse_args()
+    if missing := [str(p) for p in args.models if not p.is_file()]:
+        ap.error("no such model file: " + ", ".join(missing))
 
     with np.load(args.val) as d:
         images, labels = d["images"], d["labels"].astype(np.int64)

@@ -14,6 +14,9 @@ off to measure what it adds (the model card's ingredient table):
     --real-loss full       real faces as ordinary 7-way labels (the shortcut; see below)
     --no-camera-aug        geometric augmentation only
 
+Distillation into one net (the model card's 2.1): `--teacher models/runs/ens-v3-v4/ensemble.keras
+--init-from models/runs/res-v3/best.keras` with a short, low learning-rate schedule.
+
 Model 1.x's VGG: `--arch vgg --widths 32,64,128,256 --ferplus-weight 0 --real '' --no-camera-aug
 --label-smoothing 0.1` (see models/README.md for the exact runs behind 1.1).
 
@@ -92,6 +95,11 @@ def parse_args() -> argparse.Namespace:
                    help="XLA-compile the train step (fuses BatchNorm/ReLU: faster on CPU for small nets)")
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from this checkpoint's weights with a fresh optimizer and schedule (a warm restart)")
+    p.add_argument("--teacher", type=Path, default=None,
+                   help="distil: a trained checkpoint (e.g. an ensemble.py average) whose softmax is mixed "
+                        "into the FER-2013 faces' targets")
+    p.add_argument("--teacher-weight", type=float, default=0.7,
+                   help="target = w * teacher's probabilities + (1 - w) * the label mix (FER-2013 faces)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after this long (0 = no limit)")
     return p.parse_args()
 
@@ -137,9 +145,27 @@ def load_extra(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array(images, np.uint8).reshape(-1, INPUT_SIZE, INPUT_SIZE), np.array(labels, np.int64)
 
 
-def training_set(args) -> tuple[np.ndarray, np.ndarray]:
+def teacher_probabilities(checkpoint: Path, images_u8: np.ndarray, cache: Path, tf) -> np.ndarray:
+    """The teacher's softmax on the (unaugmented) training faces, cached in the run folder so a
+    resumed run distils from exactly the same targets."""
+    if cache.exists():
+        cached = np.load(cache)
+        if len(cached) == len(images_u8):
+            return cached
+    teacher = tf.keras.models.load_model(checkpoint, compile=False)
+    logits = teacher.predict(normalise(images_u8), batch_size=512, verbose=0)
+    probs = tf.nn.softmax(logits, axis=1).numpy().astype(np.float32)
+    tmp = cache.with_name(cache.stem + ".tmp.npy")
+    np.save(tmp, probs)
+    os.replace(tmp, cache)
+    return probs
+
+
+def training_set(args, tf=None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 faces (N, 48, 48) and targets (N, 14): the soft target over our 7 classes, then
-    the mask of the classes the face's loss is computed over (all 7 except for partial labels)."""
+    the mask of the classes the face's loss is computed over (all 7 except for partial labels).
+    With --teacher, the FER-2013 faces' targets mix in the teacher's probabilities (the real
+    faces keep their partial labels: they are right, and the teacher never saw their kind)."""
     train = np.load(args.train)
     assert list(train["classes"]) == list(CLASSES), "class order must match indexer.vision.crop.CLASSES"
     use_fp = args.ferplus if args.ferplus_weight > 0 else None
@@ -149,6 +175,11 @@ def training_set(args) -> tuple[np.ndarray, np.ndarray]:
     if junk is not None:
         images, targets = images[~junk], targets[~junk]
         print(f"FER-2013 train: {len(images)} faces ({int(junk.sum())} FER+ 'not a face' rows left out)", flush=True)
+    if args.teacher:
+        probs = teacher_probabilities(args.teacher, images, args.run / "teacher_probs.npy", tf)
+        print(f"distilling from {args.teacher} (weight {args.teacher_weight:g}): it agrees with the "
+              f"label mix's top class on {(probs.argmax(1) == targets.argmax(1)).mean():.1%}", flush=True)
+        targets = (args.teacher_weight * probs + (1.0 - args.teacher_weight) * targets).astype(np.float32)
     every_class = np.ones(len(CLASSES), np.float32)
     sources = [(images, targets, every_class)]
     eye = np.eye(len(CLASSES), dtype=np.float32)
@@ -229,7 +260,7 @@ def main() -> int:
     tf.keras.utils.set_random_seed(args.seed)
     args.run.mkdir(parents=True, exist_ok=True)
 
-    x_train_u8, t_train = training_set(args)
+    x_train_u8, t_train = training_set(args, tf)
     x_val_u8, y_val, maj_val = validation_set(args)
     x_val = normalise(x_val_u8)
     camera = CameraAug() if args.camera_aug else NONE
