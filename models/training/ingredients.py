@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dev_diagnostics import dev_crops, dev_figures, load_checkpoint  # noqa: E402
-from train import DEFAULT_FERPLUS_WEIGHT  # noqa: E402
+from train import DEFAULT_FERPLUS_WEIGHT, DEFAULT_STEM, DEFAULT_WIDTHS  # noqa: E402
 
 from indexer.vision.crop import normalise  # noqa: E402
 
@@ -35,6 +35,8 @@ INGREDIENT_FLAGS = {
     "teacher": lambda v: f"distilled from {v}" if v not in ("", "None") else None,
     "real_loss": lambda v: "real faces as 7-way labels (full loss)" if v == "full" else None,
     "init_from": lambda v: f"fine-tuned from `{v}`" if v not in ("", "None") else None,
+    "stem": lambda v: f"stem {v} channels" if int(v) != DEFAULT_STEM else None,
+    "widths": lambda v: f"stage widths {v}" if v != DEFAULT_WIDTHS else None,
 }
 
 

@@ -61,6 +61,8 @@ SHARED = ROOT.parent / "shared" / "data"
 
 #: 2.0's mix: target = this x FER+ vote distribution + the rest x FER-2013 label
 DEFAULT_FERPLUS_WEIGHT = 0.4
+#: 2.0's network: build_resnet's stem and stage widths
+DEFAULT_STEM, DEFAULT_WIDTHS = 16, "32,64,128,256"
 
 
 def parse_args() -> argparse.Namespace:
@@ -80,8 +82,8 @@ def parse_args() -> argparse.Namespace:
                    help="a folder of corrected faces (labels.csv + 48x48 crops) to add; repeatable")
     p.add_argument("--camera-aug", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--arch", choices=("resnet", "vgg"), default="resnet")
-    p.add_argument("--stem", type=int, default=16)
-    p.add_argument("--widths", default="32,64,128,256")
+    p.add_argument("--stem", type=int, default=DEFAULT_STEM)
+    p.add_argument("--widths", default=DEFAULT_WIDTHS)
     p.add_argument("--blocks", default="1,1,2,1")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch", type=int, default=128)
