@@ -14,7 +14,7 @@ off to measure what it adds (the model card's ingredient table):
     --real-loss full       real faces as ordinary 7-way labels (the shortcut; see below)
     --no-camera-aug        geometric augmentation only
 
-Distillation into one net (the model card's 2.1): `--teacher models/runs/ens-v3-v4/ensemble.keras
+Distillation into one net (the model card's `distil-v1`): `--teacher models/runs/ens-v3-v4/ensemble.keras
 --init-from models/runs/res-v3/best.keras` with a short, low learning-rate schedule.
 
 Model 1.x's VGG: `--arch vgg --widths 32,64,128,256 --ferplus-weight 0 --real '' --no-camera-aug
