@@ -91,7 +91,7 @@ def training_args(tmp_path: Path, real_loss: str) -> argparse.Namespace:
     np.savez(real, images=rng.integers(0, 256, (2, 48, 48), dtype=np.uint8),
              labels=np.array([CLASSES.index("happy"), CLASSES.index("neutral")]))
     return argparse.Namespace(train=fer, ferplus=None, ferplus_weight=0.0, real=str(real), real_loss=real_loss,
-                              extra=[])
+                              extra=[], teacher=None, teacher_weight=0.7, run=tmp_path / "run")
 
 
 def test_real_faces_are_scored_over_their_sets_classes_only(tmp_path: Path) -> None:
@@ -107,3 +107,20 @@ def test_real_faces_are_scored_over_their_sets_classes_only(tmp_path: Path) -> N
     assert t[3, CLASSES.index("happy")] == 1.0 and t[4, CLASSES.index("neutral")] == 1.0
     _, t_full = training_set(training_args(tmp_path, "full"))
     assert (t_full[:, k:] == 1).all()
+
+
+def test_teacher_probabilities_mix_into_fer_targets_only(tmp_path: Path) -> None:
+    """Distillation: the FER-2013 faces' targets become w x the teacher's softmax + (1 - w) x the
+    label mix; the real faces keep their (right) partial labels.  The run's cached teacher
+    probabilities are what a resumed run reads, so no TensorFlow is needed here."""
+    args = training_args(tmp_path, "partial")
+    args.run.mkdir()
+    teacher = np.full((3, len(CLASSES)), 1.0 / len(CLASSES), np.float32)
+    np.save(args.run / "teacher_probs.npy", teacher)
+    args.teacher, args.teacher_weight = tmp_path / "teacher.keras", 0.5
+    _, plain = training_set(training_args(tmp_path, "partial"))
+    _, t = training_set(args)
+    k = len(CLASSES)
+    np.testing.assert_allclose(t[:3, :k], 0.5 * teacher + 0.5 * plain[:3, :k], rtol=1e-6)
+    np.testing.assert_allclose(t[:3, :k].sum(axis=1), 1.0, rtol=1e-6)
+    assert (t[3:] == plain[3:]).all()                  # real faces: unchanged
