@@ -4,6 +4,7 @@ targets, and the camera augmentation.  Pure numpy/OpenCV: no TensorFlow needed."
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from indexer.vision.evaluate import FERPLUS_COLUMNS, ferplus_class_votes, ferplu
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "training"))
 
 from camera_aug import NONE, CameraAug  # noqa: E402
-from train import ferplus_targets, not_a_face, training_set  # noqa: E402
+from train import ferplus_targets, not_a_face, teacher_probabilities, training_set  # noqa: E402
 
 
 def votes_row(**counts: int) -> np.ndarray:
@@ -115,12 +116,36 @@ def test_teacher_probabilities_mix_into_fer_targets_only(tmp_path: Path) -> None
     probabilities are what a resumed run reads, so no TensorFlow is needed here."""
     args = training_args(tmp_path, "partial")
     args.run.mkdir()
-    teacher = np.full((3, len(CLASSES)), 1.0 / len(CLASSES), np.float32)
-    np.save(args.run / "teacher_probs.npy", teacher)
     args.teacher, args.teacher_weight = tmp_path / "teacher.keras", 0.5
+    args.teacher.write_bytes(b"the teacher's weights")
+    teacher = np.full((3, len(CLASSES)), 1.0 / len(CLASSES), np.float32)
+    np.savez(args.run / "teacher_probs.npz", probs=teacher,
+             teacher_sha256=np.array(hashlib.sha256(args.teacher.read_bytes()).hexdigest()))
     _, plain = training_set(training_args(tmp_path, "partial"))
     _, t = training_set(args)
     k = len(CLASSES)
     np.testing.assert_allclose(t[:3, :k], 0.5 * teacher + 0.5 * plain[:3, :k], rtol=1e-6)
     np.testing.assert_allclose(t[:3, :k].sum(axis=1), 1.0, rtol=1e-6)
     assert (t[3:] == plain[3:]).all()                  # real faces: unchanged
+
+
+def test_a_cache_from_another_teacher_is_not_read(tmp_path: Path) -> None:
+    """Retrained or replaced teacher at the same path: its cached probabilities are stale, so the
+    teacher itself is asked again (here a stand-in that records the call)."""
+    cache = tmp_path / "teacher_probs.npz"
+    checkpoint = tmp_path / "teacher.keras"
+    checkpoint.write_bytes(b"new weights")
+    np.savez(cache, probs=np.zeros((3, len(CLASSES)), np.float32), teacher_sha256=np.array("old digest"))
+
+    class Asked(Exception):
+        pass
+
+    class FakeTF:
+        class keras:
+            class models:
+                @staticmethod
+                def load_model(path, compile):  # noqa: ANN001, ANN205
+                    raise Asked(path)
+
+    with pytest.raises(Asked):
+        teacher_probabilities(checkpoint, np.zeros((3, 48, 48), np.uint8), cache, FakeTF)

@@ -243,6 +243,8 @@ def _open_sqlite(path: Path, migrate: bool) -> Engine:
 
 
 def _refuse_unusable_path_index(engine: Engine, path: Path) -> None:
+    """Refuse, once at open, a file whose trigram table this SQLite cannot keep up: otherwise every
+    photo insert would fail through its triggers."""
     import sqlite3
 
     from indexer.db.path_index import sqlite_unusable_reason

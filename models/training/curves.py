@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.fsutil import atomic_write
+
 PANELS = (("val_fer2013", "FER-2013 labels, PublicTest", 0.679, "1.1: 67.9 %"),
           ("val_ferplus_majority", "FER+ clear majority, PublicTest", 0.80, "target 80 %"))
 COLOURS = ((180, 90, 20), (30, 120, 230), (40, 160, 40), (150, 40, 150), (60, 60, 200), (120, 120, 120))  # BGR
@@ -69,9 +71,7 @@ def draw(runs: dict[str, dict[str, np.ndarray]], out: Path) -> None:
     if not ok:
         raise RuntimeError("PNG encoding failed")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.png")
-    tmp.write_bytes(png.tobytes())
-    tmp.replace(out)
+    atomic_write(out, png.tobytes())
 
 
 def main() -> int:

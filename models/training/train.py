@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import io
 import json
 import math
 import os
@@ -54,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from architectures import build_resnet, build_vgg, keras_macs  # noqa: E402
 from camera_aug import NONE, CameraAug  # noqa: E402
 
+from indexer.fsutil import atomic_write  # noqa: E402
 from indexer.vision.crop import CLASSES, INPUT_SIZE, normalise  # noqa: E402
 from indexer.vision.evaluate import ferplus_class_votes, ferplus_clear_majority  # noqa: E402
 
@@ -148,18 +151,20 @@ def load_extra(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def teacher_probabilities(checkpoint: Path, images_u8: np.ndarray, cache: Path, tf) -> np.ndarray:
-    """The teacher's softmax on the (unaugmented) training faces, cached in the run folder so a
-    resumed run distils from exactly the same targets."""
+    """The teacher's softmax on the (unaugmented) training faces, cached in the run folder with
+    the teacher file's digest: a resumed run distils from exactly the same targets, and a
+    different teacher (or a retrained one at the same path) is never read from a stale cache."""
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     if cache.exists():
-        cached = np.load(cache)
-        if len(cached) == len(images_u8):
-            return cached
+        with np.load(cache) as cached:
+            if str(cached["teacher_sha256"]) == digest and len(cached["probs"]) == len(images_u8):
+                return cached["probs"]
     teacher = tf.keras.models.load_model(checkpoint, compile=False)
     logits = teacher.predict(normalise(images_u8), batch_size=512, verbose=0)
     probs = tf.nn.softmax(logits, axis=1).numpy().astype(np.float32)
-    tmp = cache.with_name(cache.stem + ".tmp.npy")
-    np.save(tmp, probs)
-    os.replace(tmp, cache)
+    buf = io.BytesIO()
+    np.savez(buf, probs=probs, teacher_sha256=np.array(digest))
+    atomic_write(cache, buf.getvalue())
     return probs
 
 
@@ -178,7 +183,7 @@ def training_set(args, tf=None) -> tuple[np.ndarray, np.ndarray]:
         images, targets = images[~junk], targets[~junk]
         print(f"FER-2013 train: {len(images)} faces ({int(junk.sum())} FER+ 'not a face' rows left out)", flush=True)
     if args.teacher:
-        probs = teacher_probabilities(args.teacher, images, args.run / "teacher_probs.npy", tf)
+        probs = teacher_probabilities(args.teacher, images, args.run / "teacher_probs.npz", tf)
         print(f"distilling from {args.teacher} (weight {args.teacher_weight:g}): it agrees with the "
               f"label mix's top class on {(probs.argmax(1) == targets.argmax(1)).mean():.1%}", flush=True)
         targets = (args.teacher_weight * probs + (1.0 - args.teacher_weight) * targets).astype(np.float32)
