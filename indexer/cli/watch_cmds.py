@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import warnings
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import click
 
 from indexer.cli.context import AppContext, MoodindexError
 from indexer.cli.options import detector_option, no_upgrade_option, workers_option
+from indexer.cli.stop_signals import GracefulStop
 
 
 def register(group: click.Group) -> None:
@@ -72,22 +72,16 @@ def watch_cmd(app: AppContext, paths: tuple[Path, ...], poll: float | None, sett
     except WatchError as exc:
         raise MoodindexError(str(exc), 2) from exc
 
-    def on_signal(signum: int, _frame: object) -> None:
-        if indexer.stop.is_set():  # asked twice: stop now
-            raise KeyboardInterrupt
-        logging.getLogger("indexer.watch").info("%s: finishing the current photo, then stopping",
-                                                signal.Signals(signum).name)
+    def finish_then_stop(signal_name: str) -> None:
+        logging.getLogger("indexer.watch").info("%s: finishing the current photo, then stopping", signal_name)
         indexer.stop.set()
         watcher.wake()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        watcher.run()
-    except (ModelError, DetectorError) as exc:
-        raise MoodindexError(str(exc)) from exc
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with GracefulStop(finish_then_stop):
+        try:
+            watcher.run()
+        except (ModelError, DetectorError) as exc:
+            raise MoodindexError(str(exc)) from exc
 
 
 @click.group("service")
